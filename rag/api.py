@@ -1,0 +1,184 @@
+"""The Python API: the one implementation the CLI and the UI call.
+
+    from rag import RAG
+    bot = RAG()                 # settings from env / .env, or RAG(docs_dir=..., top_k=...)
+    bot.index()                 # incremental
+    a = bot.ask("...")          # a.answer, a.sources, a.answered
+    for text in (s := bot.ask_stream("...")): print(text, end="")
+    s.answer                    # the checked Answer once the stream is done
+"""
+
+from __future__ import annotations
+
+import re
+import threading
+import time
+from pathlib import Path
+from typing import Iterator, Optional
+
+from . import citations, prompts
+from .chunks import Chunker
+from .embeddings import get_embedder
+from .generators import GeneratorError, make_generator, resolve_name
+from .indexer import Indexer, Progress
+from .lexical import LexicalIndex
+from .models import Answer, IndexReport, Source
+from .retrieval import Mode, Retriever
+from .settings import Settings
+from .store import Store
+
+
+class QuestionError(ValueError):
+    """The question cannot be asked as it is; the message tells the user why."""
+
+
+class AnswerStream:
+    """Iterate for text as it is generated; `.answer` holds the checked Answer at the end.
+    The final answer text can differ from the streamed text: citations are checked after."""
+
+    def __init__(self, run: Iterator[str]):
+        self._run = run
+        self.answer: Optional[Answer] = None
+
+    def __iter__(self) -> Iterator[str]:
+        for item in self._run:
+            if isinstance(item, Answer):
+                self.answer = item
+            else:
+                yield item
+
+    def finish(self) -> Answer:
+        for _ in self:
+            pass
+        assert self.answer is not None
+        return self.answer
+
+
+class RAG:
+    def __init__(self, settings: Optional[Settings] = None, **overrides):
+        if settings is None:
+            settings = Settings(**overrides)
+        elif overrides:
+            settings = Settings(**{**settings.model_dump(), **overrides})  # validated, unlike model_copy
+        self.settings = settings
+        self._lock = threading.Lock()
+        self._store: Optional[Store] = None
+        self._retriever: Optional[Retriever] = None
+
+    # ---- components, built on first use ---------------------------------------------------
+    @property
+    def embedder(self):
+        return get_embedder(self.settings)
+
+    @property
+    def store(self) -> Store:
+        with self._lock:
+            if self._store is None:
+                self._store = Store(self.settings)
+            return self._store
+
+    @property
+    def retriever(self) -> Retriever:
+        if self._retriever is None:
+            lexical = LexicalIndex(self.settings.store_dir / f"bm25_{self.settings.collection}")
+            self._retriever = Retriever(self.settings, self.store, lexical, self.embedder)
+        return self._retriever
+
+    # ---- indexing --------------------------------------------------------------------------
+    def index(self, rebuild: bool = False, progress: Optional[Progress] = None,
+              docs_dir: Optional[Path] = None) -> IndexReport:
+        docs = Path(docs_dir) if docs_dir else self.settings.docs_dir
+        s = self.settings
+        indexer = Indexer(
+            self.store, self.embedder, Chunker(self.embedder.tokenize, s.chunk_size, s.chunk_overlap),
+            self.retriever, docs, s.store_dir, int(s.max_file_mb * 1e6),
+        )
+        return indexer.run(rebuild=rebuild, progress=progress)
+
+    def ensure_indexed(self, progress: Optional[Progress] = None) -> Optional[IndexReport]:
+        """Index the docs dir when the store holds nothing yet."""
+        if self.store.catalog():
+            return None
+        return self.index(progress=progress)
+
+    def documents(self) -> list:
+        return sorted(self.store.catalog().values(), key=lambda e: e.doc_id)
+
+    # ---- questions -------------------------------------------------------------------------
+    def validate(self, question: str) -> str:
+        if question is None or not str(question).strip():
+            raise QuestionError("Please type a question.")
+        question = " ".join(str(question).split())
+        if len(question) > self.settings.max_question_chars:
+            raise QuestionError(
+                f"The question is {len(question):,} characters long; the limit is "
+                f"{self.settings.max_question_chars:,} (RAG_MAX_QUESTION_CHARS). Please shorten it."
+            )
+        if not re.search(r"\w", question):
+            raise QuestionError("The question has no words to search for.")
+        return question
+
+    def retrieve(self, question: str, top_k: Optional[int] = None, mode: Mode = "hybrid") -> list[Source]:
+        question = self.validate(question)
+        self.store.check_model(self.embedder.name)
+        return self.retriever.retrieve(question, top_k=top_k, mode=mode)
+
+    def ask(self, question: str, generator: Optional[str] = None, top_k: Optional[int] = None) -> Answer:
+        return self.ask_stream(question, generator=generator, top_k=top_k).finish()
+
+    def ask_stream(self, question: str, generator: Optional[str] = None,
+                   top_k: Optional[int] = None) -> AnswerStream:
+        question = self.validate(question)  # raise now, not on first iteration
+        return AnswerStream(self._answer(question, generator, top_k))
+
+    def _answer(self, question: str, generator: Optional[str], top_k: Optional[int]):
+        t0 = time.perf_counter()
+        self.ensure_indexed()
+        name, _ = resolve_name(self.settings, generator)
+        sources = self.retrieve(question, top_k=top_k)
+        fallback = None
+        text = ""
+        if not sources or max(s.similarity for s in sources) < self.settings.min_similarity:
+            text = prompts.NOT_FOUND  # nothing close enough to ground an answer on
+            yield text
+        else:
+            try:
+                gen = make_generator(name, self.settings, self.embedder, self.retriever.lexical.idf)
+                for delta in gen.stream(question, sources):
+                    text += delta
+                    yield delta
+            except GeneratorError as exc:
+                fallback = f"{exc}; answered with the extractive generator instead"
+                name = "extractive"
+                notice = f"\n\n[{fallback}]\n\n"
+                yield notice
+                text = "".join(make_generator("extractive", self.settings, self.embedder, self.retriever.lexical.idf).stream(question, sources))
+                yield text
+        checked, answered = citations.check(text, sources)
+        yield Answer(
+            question=question, answer=checked, answered=answered, generator=name,
+            sources=sources, seconds=time.perf_counter() - t0, fallback_reason=fallback,
+        )
+
+    # ---- status ----------------------------------------------------------------------------
+    def generator_status(self) -> dict:
+        name, why = resolve_name(self.settings)
+        info = {"generator": name}
+        if name == "openai":
+            info["model"] = self.settings.llm_model
+            info["endpoint"] = self.settings.openai_base_url or "https://api.openai.com/v1"
+        if why:
+            info["note"] = why
+        return info
+
+    def status(self) -> dict:
+        catalog = self.store.catalog()
+        record = self.store.store_record()
+        return {
+            "documents": len(catalog),
+            "chunks": self.store.chunk_count(),
+            "embedding_model": record.get("embed_model") or self.settings.embed_model,
+            "store": self.settings.describe_store(),
+            "docs_dir": str(self.settings.docs_dir.resolve()),
+            **self.generator_status(),
+        }

@@ -1,0 +1,178 @@
+"""The `rag` command: a thin layer over the Python API."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import Optional
+
+from . import offline
+
+offline.apply()
+
+
+def _progress_bar(enabled: bool):
+    """A tqdm bar on a terminal (stderr), silent otherwise."""
+    if not enabled or not sys.stderr.isatty():
+        return None
+    from tqdm import tqdm
+
+    bars: dict = {}
+
+    def update(stage: str, done: int, total: int):
+        bar = bars.get(stage)
+        if bar is None:
+            bar = bars[stage] = tqdm(total=total, desc=stage, unit="doc" if stage == "embed" else "step",
+                                     file=sys.stderr, leave=False)
+        bar.total = total
+        bar.n = done
+        bar.refresh()
+        if done >= total:
+            bar.close()
+
+    return update
+
+
+def _bot(args):
+    from .api import RAG
+
+    overrides = {}
+    if getattr(args, "docs", None):
+        overrides["docs_dir"] = Path(args.docs)
+    if getattr(args, "store", None):
+        overrides["store_dir"] = Path(args.store)
+    if getattr(args, "top_k", None):
+        overrides["top_k"] = args.top_k
+    return RAG(**overrides)
+
+
+def cmd_index(args) -> int:
+    bot = _bot(args)
+    report = bot.index(rebuild=args.rebuild, progress=_progress_bar(not args.json))
+    if args.json:
+        print(json.dumps(report.to_dict()))
+    else:
+        print(
+            f"{report.added} added, {report.updated} updated, {report.removed} removed, "
+            f"{report.unchanged} unchanged; {report.embedded} chunks embedded, {report.chunks} in the "
+            f"store ({report.seconds:.1f} s)"
+        )
+        for s in report.skipped:
+            print(f"skipped {s.file}: {s.reason}", file=sys.stderr)
+    return 0
+
+
+def _print_answer(answer, as_json: bool):
+    if as_json:
+        print(json.dumps(answer.to_dict(), ensure_ascii=False), flush=True)
+        return
+    if answer.fallback_reason:
+        print(f"note: {answer.fallback_reason}", file=sys.stderr)
+    print(answer.answer)
+    cited = {int(n) for n in __import__("re").findall(r"\[(\d+)\]", answer.answer)}
+    for s in answer.sources:
+        if s.marker in cited:
+            print(f"  [{s.marker}] {s.title} ({s.file_name}, chars {s.start}-{s.end})")
+    print(flush=True)
+
+
+def cmd_ask(args) -> int:
+    from .api import QuestionError
+
+    bot = _bot(args)
+    questions = [args.question] if args.question is not None else [l for l in sys.stdin if l.strip()]
+    status = 0
+    for q in questions:
+        try:
+            if args.json or not sys.stdout.isatty():
+                _print_answer(bot.ask(q, generator=args.generator, top_k=args.top_k), args.json)
+                continue
+            # On a terminal the text streams in; the checked answer follows if checking changed it.
+            stream = bot.ask_stream(q, generator=args.generator, top_k=args.top_k)
+            streamed = ""
+            for delta in stream:
+                streamed += delta
+                print(delta, end="", flush=True)
+            print("\n")
+            answer = stream.answer
+            if answer.answer.strip() != streamed.strip():
+                print("With citations checked:")
+            _print_answer(answer, False)
+        except QuestionError as exc:
+            status = 2
+            if args.json:
+                print(json.dumps({"question": q.strip()[:200], "error": str(exc)}), flush=True)
+            else:
+                print(f"error: {exc}", file=sys.stderr)
+    return status
+
+
+def cmd_status(args) -> int:
+    info = _bot(args).status()
+    if args.json:
+        print(json.dumps(info))
+    else:
+        for k, v in info.items():
+            print(f"{k:16} {v}")
+    return 0
+
+
+def cmd_serve(args) -> int:
+    from ui.app import serve
+
+    return serve(docs=args.docs, store=args.store, host=args.host, port=args.port) or 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="rag", description="Ask questions about your documents, with cited answers.")
+    sub = p.add_subparsers(dest="command", required=True)
+
+    def common(sp):
+        sp.add_argument("--docs", help="documents folder (RAG_DOCS_DIR, default seeds/)")
+        sp.add_argument("--store", help="index folder (RAG_STORE_DIR, default index_store/)")
+
+    sp = sub.add_parser("index", help="index the documents folder (incremental)")
+    common(sp)
+    sp.add_argument("--rebuild", action="store_true", help="drop the index and build it again")
+    sp.add_argument("--json", action="store_true")
+    sp.set_defaults(func=cmd_index)
+
+    sp = sub.add_parser("ask", help="ask a question (or one per line on stdin)")
+    sp.add_argument("question", nargs="?")
+    common(sp)
+    sp.add_argument("--generator", choices=["auto", "openai", "local", "extractive"])
+    sp.add_argument("--top-k", type=int, dest="top_k")
+    sp.add_argument("--json", action="store_true")
+    sp.set_defaults(func=cmd_ask)
+
+    sp = sub.add_parser("status", help="what is indexed and which models are in use")
+    common(sp)
+    sp.add_argument("--json", action="store_true")
+    sp.set_defaults(func=cmd_status)
+
+    sp = sub.add_parser("serve", help="start the chat UI in the browser")
+    common(sp)
+    sp.add_argument("--host", default="127.0.0.1")
+    sp.add_argument("--port", type=int, default=7860)
+    sp.set_defaults(func=cmd_serve)
+    return p
+
+
+def main(argv: Optional[list[str]] = None) -> int:
+    from .store import StoreError
+
+    args = build_parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except (StoreError, FileNotFoundError, ValueError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("interrupted; the index stays usable and the next `rag index` completes it", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,194 @@
+"""Stage 1: files on disk -> Documents (txt, md, html, pdf), with a reason for each file skipped."""
+
+from __future__ import annotations
+
+import hashlib
+import html
+import io
+import re
+from html.parser import HTMLParser
+from pathlib import Path
+from typing import Iterable, Iterator, Union
+
+from .models import Document, Skipped
+
+SUPPORTED_SUFFIXES = {".txt", ".md", ".markdown", ".html", ".htm", ".pdf"}
+
+
+class UnreadableFile(Exception):
+    """The file cannot be turned into text; the message says why."""
+
+
+def list_files(docs_dir: Path) -> Iterator[Union[Path, Skipped]]:
+    """Supported files under docs_dir; symlinks that lead outside it are reported, not followed."""
+    root = docs_dir.resolve()
+    for path in sorted(docs_dir.rglob("*")):
+        rel = path.relative_to(docs_dir).as_posix()
+        if any(part.startswith(".") for part in path.relative_to(docs_dir).parts):
+            continue
+        if path.suffix.lower() not in SUPPORTED_SUFFIXES:
+            continue
+        if path.is_symlink():
+            target = path.resolve()
+            if not target.is_relative_to(root):
+                yield Skipped(rel, "symlink points outside the documents folder")
+                continue
+        if path.is_file():
+            yield path
+
+
+def doc_id_for(path: Path, docs_dir: Path) -> str:
+    return path.relative_to(docs_dir).as_posix()
+
+
+def file_sha256(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def decode_text(data: bytes) -> str:
+    """UTF-8 (with or without BOM), UTF-16 with BOM, else cp1252/latin-1; binary is refused."""
+    if data.startswith((b"\xff\xfe", b"\xfe\xff")):
+        return data.decode("utf-16")
+    if b"\x00" in data[:8192]:
+        raise UnreadableFile("binary content, not text")
+    try:
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError:
+        pass
+    try:
+        text = data.decode("cp1252")
+    except UnicodeDecodeError:
+        text = data.decode("latin-1")
+    # Lots of control characters means this was never text in any 8-bit encoding.
+    controls = sum(1 for c in text if ord(c) < 32 and c not in "\r\n\t\f")
+    if controls > max(5, len(text) // 100):
+        raise UnreadableFile("binary content, not text")
+    return text
+
+
+class _HTMLText(HTMLParser):
+    _SKIP = {"script", "style", "noscript", "template", "head"}
+    _BLOCK = {"p", "div", "br", "li", "h1", "h2", "h3", "h4", "h5", "h6", "tr", "section",
+              "article", "header", "footer", "blockquote", "pre", "table", "ul", "ol"}
+
+    def __init__(self):
+        super().__init__(convert_charrefs=True)
+        self.parts: list[str] = []
+        self.title_parts: list[str] = []
+        self._skip = 0
+        self._in_title = False
+
+    def handle_starttag(self, tag, attrs):
+        if tag == "title":
+            self._in_title = True
+        elif tag in self._SKIP:
+            self._skip += 1
+        elif tag in self._BLOCK:
+            self.parts.append("\n")
+
+    def handle_endtag(self, tag):
+        if tag == "title":
+            self._in_title = False
+        elif tag in self._SKIP:
+            self._skip = max(0, self._skip - 1)
+        elif tag in self._BLOCK:
+            self.parts.append("\n")
+
+    def handle_data(self, data):
+        if self._in_title:
+            self.title_parts.append(data)
+        elif not self._skip:
+            self.parts.append(data)
+
+
+def html_to_text(source: str) -> tuple[str, str]:
+    """Visible text and <title> of an HTML page; scripts and styles are dropped."""
+    parser = _HTMLText()
+    parser.feed(source)
+    parser.close()
+    text = "".join(parser.parts)
+    text = re.sub(r"[ \t\r\f\v]+", " ", text)
+    text = re.sub(r" *\n[ \n]*", "\n", text).strip()
+    return text, html.unescape(" ".join("".join(parser.title_parts).split()))
+
+
+def pdf_to_text(data: bytes) -> str:
+    from pypdf import PdfReader
+
+    try:
+        reader = PdfReader(io.BytesIO(data))
+        if reader.is_encrypted:
+            raise UnreadableFile("encrypted PDF")
+        pages = [page.extract_text() or "" for page in reader.pages]
+    except UnreadableFile:
+        raise
+    except Exception as exc:  # pypdf raises many kinds for broken files
+        raise UnreadableFile(f"broken PDF ({type(exc).__name__})") from exc
+    return "\n\n".join(p.strip() for p in pages if p.strip())
+
+
+def _first_line_title(text: str) -> str:
+    for line in text.splitlines():
+        line = line.strip().lstrip("#").strip()
+        if line:
+            return line[:200]
+    return ""
+
+
+def parse_bytes(data: bytes, file_name: str) -> tuple[str, str]:
+    """(text, title) of a file's bytes, chosen by its suffix."""
+    suffix = Path(file_name).suffix.lower()
+    if suffix == ".pdf":
+        if not data.startswith(b"%PDF"):
+            raise UnreadableFile("not a PDF file")
+        text = pdf_to_text(data)
+        title = _first_line_title(text)
+    elif suffix in (".html", ".htm"):
+        text, title = html_to_text(decode_text(data))
+        title = title or _first_line_title(text)
+    else:
+        text = decode_text(data).replace("\r\n", "\n").replace("\r", "\n")
+        title = _first_line_title(text)
+    if not text.strip():
+        raise UnreadableFile("no text in file")
+    return text, title or Path(file_name).stem
+
+
+def load_document(path: Path, docs_dir: Path, max_bytes: int, data: bytes | None = None) -> Document:
+    if data is None:
+        size = path.stat().st_size
+        if size > max_bytes:
+            raise UnreadableFile(
+                f"file is {size / 1e6:.1f} MB, over the {max_bytes / 1e6:.1f} MB limit (RAG_MAX_FILE_MB)"
+            )
+        if size == 0:
+            raise UnreadableFile("empty file")
+        data = path.read_bytes()
+    text, title = parse_bytes(data, path.name)
+    return Document(
+        doc_id=doc_id_for(path, docs_dir),
+        title=title,
+        file_name=path.name,
+        text=text,
+        sha256=file_sha256(data),
+    )
+
+
+def scan(docs_dir: Path, max_bytes: int) -> Iterable[tuple[str, Path, str] | Skipped]:
+    """(doc_id, path, sha256) for each readable-looking file, hashing bytes only (cheap)."""
+    for item in list_files(docs_dir):
+        if isinstance(item, Skipped):
+            yield item
+            continue
+        rel = doc_id_for(item, docs_dir)
+        try:
+            size = item.stat().st_size
+            if size == 0:
+                yield Skipped(rel, "empty file")
+                continue
+            if size > max_bytes:
+                yield Skipped(rel, f"file is {size / 1e6:.1f} MB, over the {max_bytes / 1e6:.1f} MB limit (RAG_MAX_FILE_MB)")
+                continue
+            yield rel, item, file_sha256(item.read_bytes())
+        except OSError as exc:
+            yield Skipped(rel, f"cannot read file: {exc.strerror or exc}")

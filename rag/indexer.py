@@ -1,0 +1,127 @@
+"""Stage 3: the indexing run. Incremental by content hash: new files added, changed files
+replaced, deleted files removed, unchanged files not touched. Safe to interrupt at any point."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Callable, Optional
+
+import numpy as np
+
+from .chunks import Chunker
+from .documents import UnreadableFile, load_document, scan
+from .embeddings import Embedder
+from .models import Chunk, IndexReport, Skipped
+from .retrieval import Retriever
+from .store import CatalogEntry, Store, write_lock
+
+Progress = Callable[[str, int, int], None]  # (stage, done, total)
+_FLUSH_AT = 256  # chunks embedded per batch: big batches keep the model busy
+
+
+class Indexer:
+    def __init__(self, store: Store, embedder: Embedder, chunker: Chunker, retriever: Retriever,
+                 docs_dir: Path, store_dir: Path, max_bytes: int):
+        self.store, self.embedder, self.chunker, self.retriever = store, embedder, chunker, retriever
+        self.docs_dir, self.store_dir, self.max_bytes = docs_dir, store_dir, max_bytes
+
+    def run(self, rebuild: bool = False, progress: Optional[Progress] = None) -> IndexReport:
+        t0 = time.perf_counter()
+        progress = progress or (lambda stage, done, total: None)
+        report = IndexReport()
+        if not self.docs_dir.is_dir():
+            raise FileNotFoundError(f"documents folder not found: {self.docs_dir}")
+        with write_lock(self.store_dir):
+            if rebuild:
+                self.store.reset()
+            self.store.check_model(self.embedder.name)
+            interrupted = self.store.begin_write(self.embedder.name)
+            catalog = self.store.catalog(fresh=True)
+
+            current: dict[str, tuple[Path, str]] = {}
+            for item in scan(self.docs_dir, self.max_bytes):
+                if isinstance(item, Skipped):
+                    report.skipped.append(item)
+                else:
+                    current[item[0]] = (item[1], item[2])
+
+            removed = [d for d in catalog if d not in current and not _kept_despite_error(d, report)]
+            self.store.uncommit_documents(removed)
+            for doc_id in removed:
+                self.store.delete_chunks(doc_id)
+            report.removed = len(removed)
+
+            todo = [(d, p, sha) for d, (p, sha) in current.items()
+                    if d not in catalog or catalog[d].sha256 != sha]
+            report.unchanged = len(current) - len(todo)
+            self._index_files(todo, catalog, report, progress)
+
+            if interrupted:
+                self.store.sweep_orphans()
+            changed = bool(removed or report.added or report.updated or interrupted)
+            self.store.end_write(changed)
+            progress("bm25", 0, 1)
+            self.retriever.sync_lexical(force=changed)
+            progress("bm25", 1, 1)
+        report.chunks = self.store.chunk_count()
+        report.seconds = time.perf_counter() - t0
+        return report
+
+    def _index_files(self, todo, catalog, report: IndexReport, progress: Progress):
+        pending: list[tuple[CatalogEntry, list[Chunk], bool]] = []
+        for n, (doc_id, path, _sha) in enumerate(todo, start=1):
+            try:
+                doc = load_document(path, self.docs_dir, self.max_bytes)
+            except UnreadableFile as exc:
+                # A previously indexed version stays searchable: nothing already indexed is lost.
+                report.skipped.append(Skipped(doc_id, str(exc)))
+                continue
+            except OSError as exc:
+                report.skipped.append(Skipped(doc_id, f"cannot read file: {exc.strerror or exc}"))
+                continue
+            chunks = self.chunker.chunk(doc)
+            if not chunks:
+                report.skipped.append(Skipped(doc_id, "no text in file"))
+                continue
+            entry = CatalogEntry(doc_id, doc.sha256, doc.title, doc.file_name, len(chunks), time.time())
+            pending.append((entry, chunks, doc_id in catalog))
+            if sum(len(c) for _, c, _ in pending) >= _FLUSH_AT:
+                self._flush(pending, report)
+                pending = []
+            progress("embed", n, len(todo))
+        self._flush(pending, report)
+        progress("embed", len(todo), len(todo))
+
+    def _flush(self, pending, report: IndexReport):
+        if not pending:
+            return
+        chunks = [c for _, cs, _ in pending for c in cs]
+        reused = self._reusable_vectors([e.doc_id for e, _, replacing in pending if replacing])
+        to_embed = [i for i, c in enumerate(chunks) if c.text not in reused]
+        fresh = iter(self.embedder.embed([chunks[i].text for i in to_embed]))
+        vectors = np.stack([reused[c.text] if c.text in reused else next(fresh) for c in chunks])
+        report.embedded += len(to_embed)
+        self.store.add_chunks(chunks, vectors)
+        # Commit point: from here queries see the new versions.
+        self.store.commit_documents([e for e, _, _ in pending])
+        for entry, _, replacing in pending:
+            if replacing:
+                self.store.delete_chunks(entry.doc_id, keep_sha=entry.sha256)
+                report.updated += 1
+            else:
+                report.added += 1
+
+    def _reusable_vectors(self, doc_ids: list[str]) -> dict[str, np.ndarray]:
+        """Vectors of unchanged chunk texts in documents being replaced: no need to embed them again."""
+        reused: dict[str, np.ndarray] = {}
+        for doc_id in doc_ids:
+            got = self.store.chunks.get(where={"doc_id": doc_id}, include=["documents", "embeddings"])
+            for text, emb in zip(got["documents"], got["embeddings"]):
+                reused[text] = np.asarray(emb, dtype=np.float32)
+        return reused
+
+
+def _kept_despite_error(doc_id: str, report: IndexReport) -> bool:
+    # A file that still exists but is now unreadable keeps its last good version in the index.
+    return any(s.file == doc_id for s in report.skipped)

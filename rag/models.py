@@ -1,0 +1,96 @@
+"""Plain data passed between the stages and returned by the Python API."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Optional
+
+
+@dataclass
+class Document:
+    doc_id: str  # path relative to the docs dir, with forward slashes
+    title: str
+    file_name: str
+    text: str
+    sha256: str  # of the file's bytes
+
+
+@dataclass
+class Chunk:
+    chunk_id: str
+    doc_id: str
+    title: str
+    file_name: str
+    text: str
+    start: int  # character offsets in the document text
+    end: int
+    doc_sha256: str
+
+
+@dataclass
+class Source:
+    """A retrieved passage as the user sees it; `marker` is the n of `[n]`."""
+
+    marker: int
+    doc_id: str
+    file_name: str
+    title: str
+    text: str
+    start: int
+    end: int
+    score: float
+    similarity: float = 0.0  # cosine similarity to the question, when known
+    chunk_id: str = ""
+
+    def public(self) -> dict:
+        d = asdict(self)
+        d.pop("similarity")
+        d.pop("chunk_id")
+        return d
+
+
+@dataclass
+class Answer:
+    question: str
+    answer: str
+    answered: bool
+    generator: str
+    sources: list[Source] = field(default_factory=list)
+    seconds: float = 0.0
+    fallback_reason: Optional[str] = None
+
+    def to_dict(self) -> dict:
+        d = {
+            "question": self.question,
+            "answer": self.answer,
+            "answered": self.answered,
+            "generator": self.generator,
+            "sources": [s.public() for s in self.sources],
+            "seconds": round(self.seconds, 3),
+        }
+        if self.fallback_reason:
+            d["fallback_reason"] = self.fallback_reason
+        return d
+
+
+@dataclass
+class Skipped:
+    file: str
+    reason: str
+
+
+@dataclass
+class IndexReport:
+    added: int = 0
+    updated: int = 0
+    removed: int = 0
+    unchanged: int = 0
+    embedded: int = 0
+    chunks: int = 0
+    skipped: list[Skipped] = field(default_factory=list)
+    seconds: float = 0.0
+
+    def to_dict(self) -> dict:
+        d = asdict(self)
+        d["seconds"] = round(self.seconds, 3)
+        return d

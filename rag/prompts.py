@@ -1,0 +1,21 @@
+"""Every prompt and fixed phrase the app uses, in one place."""
+
+# The one sentence used when the documents do not hold the answer; code matches on it.
+NOT_FOUND = "The documents do not contain the answer to this question."
+
+EXTRACTIVE_PREFIX = "From the documents: "
+
+SYSTEM = (
+    "You answer questions using only the numbered passages you are given. "
+    "Cite the passage that supports each sentence with its number in square brackets, like [1]. "
+    "Be brief: one to three sentences. Do not use outside knowledge. "
+    f'If the passages do not contain the answer, reply exactly: "{NOT_FOUND}"'
+)
+
+
+def format_passages(sources) -> str:
+    return "\n\n".join(f"[{s.marker}] ({s.title})\n{s.text}" for s in sources)
+
+
+def user_message(question: str, sources) -> str:
+    return f"Passages:\n\n{format_passages(sources)}\n\nQuestion: {question}\nAnswer:"

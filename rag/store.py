@@ -1,0 +1,236 @@
+"""Stage 3b: the Chroma store. Chunks and their vectors in one collection; a catalog of documents
+in another. A document's catalog record is written only after all its chunks are, so the catalog
+is the commit point: chunks whose document version is not in the catalog are invisible to queries
+and swept up by the next index run."""
+
+from __future__ import annotations
+
+import fcntl
+import os
+import threading
+import time
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterator, Optional
+
+import numpy as np
+
+from .settings import Settings
+
+STORE_RECORD = "__store__"
+_BATCH = 1000
+
+
+class StoreError(RuntimeError):
+    """A problem with the store the user can act on; the message says how."""
+
+
+class StoreLocked(StoreError):
+    pass
+
+
+@dataclass
+class CatalogEntry:
+    doc_id: str
+    sha256: str
+    title: str
+    file_name: str
+    chunks: int
+    indexed_at: float
+
+
+def _client(settings: Settings):
+    import chromadb
+    from chromadb.config import Settings as ChromaSettings
+
+    chroma_settings = ChromaSettings(anonymized_telemetry=False)
+    if settings.chroma_host:
+        try:
+            return chromadb.HttpClient(host=settings.chroma_host, port=settings.chroma_port, settings=chroma_settings)
+        except Exception as exc:
+            raise StoreError(
+                f"cannot reach the Chroma server at {settings.chroma_host}:{settings.chroma_port} "
+                f"({type(exc).__name__}); start it with `chroma run --host {settings.chroma_host} "
+                f"--port {settings.chroma_port}` or unset CHROMA_HOST"
+            ) from exc
+    path = settings.store_dir / "chroma"
+    path.mkdir(parents=True, exist_ok=True)
+    return chromadb.PersistentClient(path=str(path), settings=chroma_settings)
+
+
+class Store:
+    def __init__(self, settings: Settings):
+        self.settings = settings
+        settings.store_dir.mkdir(parents=True, exist_ok=True)
+        self.client = _client(settings)
+        self._open_collections()
+        self._catalog: Optional[dict[str, CatalogEntry]] = None
+        self._catalog_version: Optional[int] = None
+        self._catalog_lock = threading.Lock()
+
+    def _open_collections(self):
+        name = self.settings.collection
+        space = {"hnsw:space": "cosine"}
+        self.chunks = self.client.get_or_create_collection(f"{name}_chunks", metadata=space, embedding_function=None)
+        self.docs = self.client.get_or_create_collection(f"{name}_docs", metadata=space, embedding_function=None)
+
+    # ---- store record: which model built it, a version counter, a dirty flag -----------------
+    def store_record(self) -> dict:
+        got = self.docs.get(ids=[STORE_RECORD], include=["metadatas"])
+        return dict(got["metadatas"][0]) if got["ids"] else {}
+
+    def _write_store_record(self, **fields):
+        meta = self.store_record()
+        meta.update(fields)
+        self.docs.upsert(ids=[STORE_RECORD], embeddings=[[1.0]], metadatas=[meta])
+
+    def version(self) -> int:
+        return int(self.store_record().get("version", 0))
+
+    def check_model(self, embed_model: str):
+        built_with = self.store_record().get("embed_model")
+        if built_with and built_with != embed_model:
+            raise StoreError(
+                f"this store was built with the embedding model {built_with!r} but {embed_model!r} "
+                f"is configured; vectors from different models cannot be mixed. Rebuild it with "
+                f"`rag index --rebuild`, or set RAG_EMBED_MODEL={built_with}"
+            )
+
+    def begin_write(self, embed_model: str) -> bool:
+        """Mark the store dirty; True if an earlier run was interrupted (so a sweep is due)."""
+        rec = self.store_record()
+        was_dirty = bool(rec.get("dirty"))
+        self._write_store_record(embed_model=embed_model, dirty=True, created=rec.get("created", time.time()))
+        return was_dirty
+
+    def end_write(self, changed: bool):
+        rec = self.store_record()
+        version = int(rec.get("version", 0)) + (1 if changed else 0)
+        self._write_store_record(dirty=False, version=version)
+
+    # ---- catalog ---------------------------------------------------------------------------
+    def catalog(self, fresh: bool = False) -> dict[str, CatalogEntry]:
+        """Committed documents; cached until the store version moves."""
+        with self._catalog_lock:
+            version = self.version()
+            if fresh or self._catalog is None or version != self._catalog_version:
+                got = self.docs.get(include=["metadatas"])
+                cat = {}
+                for id_, meta in zip(got["ids"], got["metadatas"]):
+                    if id_ == STORE_RECORD:
+                        continue
+                    cat[id_] = CatalogEntry(
+                        id_, meta["sha256"], meta.get("title", ""), meta.get("file_name", ""),
+                        int(meta.get("chunks", 0)), float(meta.get("indexed_at", 0)),
+                    )
+                self._catalog, self._catalog_version = cat, version
+            return self._catalog
+
+    def commit_documents(self, entries: list[CatalogEntry]):
+        for i in range(0, len(entries), _BATCH):
+            part = entries[i : i + _BATCH]
+            self.docs.upsert(
+                ids=[e.doc_id for e in part],
+                embeddings=[[1.0]] * len(part),
+                metadatas=[
+                    {"sha256": e.sha256, "title": e.title, "file_name": e.file_name,
+                     "chunks": e.chunks, "indexed_at": e.indexed_at}
+                    for e in part
+                ],
+            )
+
+    def uncommit_documents(self, doc_ids: list[str]):
+        for i in range(0, len(doc_ids), _BATCH):
+            self.docs.delete(ids=doc_ids[i : i + _BATCH])
+
+    # ---- chunks ----------------------------------------------------------------------------
+    def add_chunks(self, chunks, vectors: np.ndarray):
+        for i in range(0, len(chunks), _BATCH):
+            part = chunks[i : i + _BATCH]
+            self.chunks.upsert(
+                ids=[c.chunk_id for c in part],
+                embeddings=vectors[i : i + _BATCH],
+                documents=[c.text for c in part],
+                metadatas=[
+                    {"doc_id": c.doc_id, "title": c.title, "file_name": c.file_name,
+                     "start": c.start, "end": c.end, "doc_sha256": c.doc_sha256}
+                    for c in part
+                ],
+            )
+
+    def delete_chunks(self, doc_id: str, keep_sha: Optional[str] = None):
+        where = {"doc_id": doc_id}
+        if keep_sha:
+            where = {"$and": [{"doc_id": doc_id}, {"doc_sha256": {"$ne": keep_sha}}]}
+        self.chunks.delete(where=where)
+
+    def chunk_count(self) -> int:
+        return self.chunks.count()
+
+    def iter_chunk_metadata(self, include_text: bool = False) -> Iterator[tuple[str, dict, Optional[str]]]:
+        include = ["metadatas", "documents"] if include_text else ["metadatas"]
+        total = self.chunks.count()
+        for offset in range(0, total, 5000):
+            got = self.chunks.get(include=include, limit=5000, offset=offset)
+            docs = got.get("documents") or [None] * len(got["ids"])
+            yield from zip(got["ids"], got["metadatas"], docs)
+
+    def sweep_orphans(self) -> int:
+        """Delete chunks whose document version is not committed (left by an interrupted run)."""
+        cat = self.catalog(fresh=True)
+        stale = [
+            cid for cid, meta, _ in self.iter_chunk_metadata()
+            if cat.get(meta["doc_id"]) is None or cat[meta["doc_id"]].sha256 != meta["doc_sha256"]
+        ]
+        for i in range(0, len(stale), _BATCH):
+            self.chunks.delete(ids=stale[i : i + _BATCH])
+        return len(stale)
+
+    def query(self, vector: np.ndarray, n: int) -> dict:
+        n = max(1, min(n, self.chunks.count()))
+        return self.chunks.query(
+            query_embeddings=[vector], n_results=n, include=["metadatas", "documents", "distances"]
+        )
+
+    def get_chunks(self, ids: list[str]) -> dict:
+        return self.chunks.get(ids=ids, include=["metadatas", "documents"])
+
+    def reset(self):
+        name = self.settings.collection
+        for coll in (f"{name}_chunks", f"{name}_docs"):
+            try:
+                self.client.delete_collection(coll)
+            except Exception:
+                pass  # not there yet
+        self._open_collections()
+        self._catalog = None
+
+
+@contextmanager
+def write_lock(store_dir: Path):
+    """One writer per store: a second indexer gets a clear message instead of corrupting it."""
+    store_dir.mkdir(parents=True, exist_ok=True)
+    path = store_dir / "write.lock"
+    fh = open(path, "a+")
+    try:
+        fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        fh.seek(0)
+        holder = fh.read().strip() or "another process"
+        fh.close()
+        raise StoreLocked(
+            f"the store {store_dir} is being written by {holder}; wait for that indexing run to "
+            "finish and try again"
+        ) from None
+    fh.seek(0)
+    fh.truncate()
+    fh.write(f"pid {os.getpid()}")
+    fh.flush()
+    try:
+        yield
+    finally:
+        fh.seek(0)
+        fh.truncate()
+        fcntl.flock(fh, fcntl.LOCK_UN)
+        fh.close()
