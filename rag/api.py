@@ -19,7 +19,7 @@ from typing import Iterator, Optional
 from . import citations, prompts
 from .chunks import Chunker
 from .embeddings import get_embedder
-from .generators import GeneratorError, make_generator, resolve_name
+from .generators import Generator, GeneratorError, make_generator, resolve_name
 from .indexer import Indexer, Progress
 from .lexical import LexicalIndex
 from .models import Answer, IndexReport, Source
@@ -123,42 +123,57 @@ class RAG:
         self.store.check_model(self.embedder.name)
         return self.retriever.retrieve(question, top_k=top_k, mode=mode)
 
-    def ask(self, question: str, generator: Optional[str] = None, top_k: Optional[int] = None) -> Answer:
-        return self.ask_stream(question, generator=generator, top_k=top_k).finish()
+    def ask(self, question: str, generator: Optional[str] = None, top_k: Optional[int] = None,
+            history: Optional[list[dict]] = None) -> Answer:
+        return self.ask_stream(question, generator=generator, top_k=top_k, history=history).finish()
 
-    def ask_stream(self, question: str, generator: Optional[str] = None,
-                   top_k: Optional[int] = None) -> AnswerStream:
+    def ask_stream(self, question: str, generator: Optional[str] = None, top_k: Optional[int] = None,
+                   history: Optional[list[dict]] = None) -> AnswerStream:
+        """history: earlier turns as [{"role": "user"|"assistant", "content": str}, ...]."""
         question = self.validate(question)  # raise now, not on first iteration
-        return AnswerStream(self._answer(question, generator, top_k))
+        return AnswerStream(self._answer(question, generator, top_k, history or []))
 
-    def _answer(self, question: str, generator: Optional[str], top_k: Optional[int]):
+    def search_query(self, question: str, history: list[dict], gen: Optional[Generator]) -> str:
+        """The text to retrieve with. Hook for follow-ups (made standalone from the history) and
+        questions in other languages (rewritten by the model)."""
+        return question
+
+    def _answer(self, question: str, generator: Optional[str], top_k: Optional[int], history: list[dict]):
         t0 = time.perf_counter()
         self.ensure_indexed()
         name, _ = resolve_name(self.settings, generator)
-        sources = self.retrieve(question, top_k=top_k)
         fallback = None
+        gen: Optional[Generator] = None
+        try:
+            gen = make_generator(name, self.settings, self.embedder, self.retriever.lexical.idf)
+        except GeneratorError as exc:
+            fallback = f"{exc}; answered with the extractive generator instead"
+        sources = self.retrieve(self.search_query(question, history, gen), top_k=top_k)
         text = ""
         if not sources or max(s.similarity for s in sources) < self.settings.min_similarity:
             text = prompts.NOT_FOUND  # nothing close enough to ground an answer on
             yield text
-        else:
+        elif gen is not None:
             try:
-                gen = make_generator(name, self.settings, self.embedder, self.retriever.lexical.idf)
                 for delta in gen.stream(question, sources):
                     text += delta
                     yield delta
             except GeneratorError as exc:
                 fallback = f"{exc}; answered with the extractive generator instead"
-                name = "extractive"
-                notice = f"\n\n[{fallback}]\n\n"
-                yield notice
-                text = "".join(make_generator("extractive", self.settings, self.embedder, self.retriever.lexical.idf).stream(question, sources))
-                yield text
+                gen = None
+        if gen is None and text != prompts.NOT_FOUND:
+            name = "extractive"
+            yield f"\n\n[{fallback}]\n\n"
+            text = "".join(self._extractive().stream(question, sources))
+            yield text
         checked, answered = citations.check(text, sources)
         yield Answer(
             question=question, answer=checked, answered=answered, generator=name,
             sources=sources, seconds=time.perf_counter() - t0, fallback_reason=fallback,
         )
+
+    def _extractive(self) -> Generator:
+        return make_generator("extractive", self.settings, self.embedder, self.retriever.lexical.idf)
 
     # ---- status ----------------------------------------------------------------------------
     def generator_status(self) -> dict:

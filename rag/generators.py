@@ -26,6 +26,12 @@ class Generator(Protocol):
     def stream(self, question: str, sources: list[Source]) -> Iterator[str]: ...
 
 
+class LLMGenerator(Generator, Protocol):
+    """A generator backed by a model, which can also do small text tasks (rewrite, condense)."""
+
+    def complete(self, messages: list[dict], max_tokens: int = 128) -> str: ...
+
+
 class ExtractiveGenerator:
     """Quotes the retrieved sentences that best answer the question, each with its marker."""
 
@@ -111,6 +117,16 @@ class OpenAIGenerator:
                     yield delta.content
         except Exception as exc:
             raise GeneratorError(_describe_error(exc)) from exc
+
+
+    def complete(self, messages: list[dict], max_tokens: int = 128) -> str:
+        try:
+            resp = self.client.chat.completions.create(
+                model=self.model, messages=messages, max_tokens=max_tokens, temperature=0,
+            )
+        except Exception as exc:
+            raise GeneratorError(_describe_error(exc)) from exc
+        return (resp.choices[0].message.content or "").strip()
 
 
 def _describe_error(exc: Exception) -> str:
