@@ -10,8 +10,10 @@
 
 from __future__ import annotations
 
+import os
 import re
 import threading
+import unicodedata
 import time
 from pathlib import Path
 from typing import Iterator, Optional
@@ -30,6 +32,25 @@ from .store import Store
 
 class QuestionError(ValueError):
     """The question cannot be asked as it is; the message tells the user why."""
+
+
+class DocumentError(ValueError):
+    """A document cannot be added or deleted; the message tells the user why."""
+
+
+def safe_file_name(name: str) -> str:
+    """An uploaded file's name made safe to save: no folders, no '..', no leading dot, only
+    letters, digits, '_', '-' and '.'; the suffix must be a supported document type."""
+    from .documents import SUPPORTED_SUFFIXES
+
+    base = re.split(r"[\\/]", unicodedata.normalize("NFKC", str(name or "")))[-1]
+    base = re.sub(r"[^\w.-]+", "_", base, flags=re.UNICODE)
+    base = re.sub(r"\.{2,}", ".", re.sub(r"_{2,}", "_", base)).lstrip("._-")
+    stem, dot, suffix = base.rpartition(".")
+    if not dot or f".{suffix.lower()}" not in SUPPORTED_SUFFIXES:
+        kinds = ", ".join(sorted(SUPPORTED_SUFFIXES))
+        raise DocumentError(f"{name!r} is not a supported document type; use {kinds}")
+    return f"{stem.strip('._-')[:120] or 'document'}.{suffix.lower()}"
 
 
 class AnswerStream:
@@ -104,6 +125,44 @@ class RAG:
     def documents(self) -> list:
         return sorted(self.store.catalog().values(), key=lambda e: e.doc_id)
 
+    def add_document(self, name: str, data: bytes, progress: Optional[Progress] = None) -> tuple[str, IndexReport]:
+        """Save a file (an upload) into the docs dir under a safe name and index it: (doc_id, report).
+        A file of the same name is replaced. Raises DocumentError, saving nothing, for a file of
+        another type, too big, empty or unreadable."""
+        from .documents import UnreadableFile, parse_bytes
+
+        file_name = safe_file_name(name)
+        limit = int(self.settings.max_file_mb * 1e6)
+        if len(data) > limit:
+            raise DocumentError(f"{file_name} is {len(data) / 1e6:.1f} MB, over the "
+                                f"{limit / 1e6:.1f} MB limit (RAG_MAX_FILE_MB)")
+        if not data:
+            raise DocumentError(f"{file_name} is empty")
+        try:
+            parse_bytes(data, file_name)
+        except UnreadableFile as exc:
+            raise DocumentError(f"{file_name} cannot be read: {exc}") from None
+        docs = self.settings.docs_dir
+        docs.mkdir(parents=True, exist_ok=True)
+        partial = docs / f".{file_name}.part"  # hidden from scans until complete
+        try:
+            partial.write_bytes(data)
+            os.replace(partial, docs / file_name)
+        finally:
+            partial.unlink(missing_ok=True)
+        return file_name, self.index(progress=progress)
+
+    def delete_document(self, doc_id: str, progress: Optional[Progress] = None) -> IndexReport:
+        """Remove an indexed document: its file in the docs dir, then its chunks from the index."""
+        if doc_id not in self.store.catalog(fresh=True):
+            raise DocumentError(f"no indexed document {doc_id!r}")
+        docs = self.settings.docs_dir.resolve()
+        path = docs / doc_id
+        if ".." in Path(doc_id).parts or not path.parent.resolve().is_relative_to(docs):
+            raise DocumentError(f"{doc_id!r} is not inside the documents folder")
+        path.unlink(missing_ok=True)  # a symlink goes, not what it points at
+        return self.index(progress=progress)
+
     # ---- questions -------------------------------------------------------------------------
     def validate(self, question: str) -> str:
         if question is None or not str(question).strip():
@@ -136,6 +195,8 @@ class RAG:
     def search_query(self, question: str, history: list[dict], gen: Optional[Generator]) -> str:
         """The text to retrieve with. Hook for follow-ups (made standalone from the history) and
         questions in other languages (rewritten by the model)."""
+        from .conversation import standalone_question
+        question = standalone_question(question, history, gen)  # follow-ups -> standalone
         return question
 
     def _answer(self, question: str, generator: Optional[str], top_k: Optional[int], history: list[dict]):

@@ -19,3 +19,18 @@ def format_passages(sources) -> str:
 
 def user_message(question: str, sources) -> str:
     return f"Passages:\n\n{format_passages(sources)}\n\nQuestion: {question}\nAnswer:"
+
+
+# Follow-up questions -> a standalone question to retrieve with (rag/conversation.py).
+CONDENSE_SYSTEM = (
+    "You rewrite the user's last question so that it can be understood without the conversation. "
+    "Replace pronouns and vague references with the names and topics they refer to. "
+    "Keep the question's language and meaning; do not answer it. "
+    "If it is already clear on its own, repeat it unchanged. Reply with the question only."
+)
+
+
+def condense_message(turns, question: str) -> str:
+    """turns: earlier (role, text) pairs, oldest first."""
+    convo = "\n".join(f"{'User' if role == 'user' else 'Assistant'}: {text}" for role, text in turns)
+    return f"Conversation:\n{convo}\n\nLast question: {question}\nStandalone question:"

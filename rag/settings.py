@@ -68,6 +68,9 @@ class Settings(BaseSettings):
     chroma_host: Optional[str] = _env("CHROMA_HOST", "chroma_host", None)
     chroma_port: int = _env("CHROMA_PORT", "chroma_port", 8000)
 
+    # browser UI: "user:password" turns on login (needed before binding beyond 127.0.0.1)
+    auth: Optional[SecretStr] = _env("RAG_AUTH", "auth", None)
+
     def openai_configured(self) -> bool:
         return bool(self.openai_base_url or self.openai_api_key)
 
