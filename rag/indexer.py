@@ -55,21 +55,28 @@ class Indexer:
             todo = [(d, p, sha) for d, (p, sha) in current.items()
                     if d not in catalog or catalog[d].sha256 != sha]
             report.unchanged = len(current) - len(todo)
-            self._index_files(todo, catalog, report, progress)
+            replaced = self._index_files(todo, catalog, report, progress)
 
-            if interrupted:
-                self.store.sweep_orphans()
             changed = bool(removed or report.added or report.updated or interrupted)
-            self.store.end_write(changed)
+            if changed:
+                self.store.publish()
             progress("bm25", 0, 1)
             self.retriever.sync_lexical(force=changed)
             progress("bm25", 1, 1)
+            # Old versions go only now: until the version moved, readers' catalogs still named them.
+            for doc_id, sha in replaced:
+                self.store.delete_chunks(doc_id, keep_sha=sha)
+            if interrupted:
+                self.store.sweep_orphans()
+            self.store.end_write()
         report.chunks = self.store.chunk_count()
         report.seconds = time.perf_counter() - t0
         return report
 
-    def _index_files(self, todo, catalog, report: IndexReport, progress: Progress):
+    def _index_files(self, todo, catalog, report: IndexReport, progress: Progress) -> list[tuple[str, str]]:
+        """Index the files; (doc_id, new sha256) of the documents that replaced an older version."""
         pending: list[tuple[CatalogEntry, list[Chunk], bool]] = []
+        replaced: list[tuple[str, str]] = []
         for n, (doc_id, path, _sha) in enumerate(todo, start=1):
             try:
                 doc = load_document(path, self.docs_dir, self.max_bytes)
@@ -87,15 +94,16 @@ class Indexer:
             entry = CatalogEntry(doc_id, doc.sha256, doc.title, doc.file_name, len(chunks), time.time())
             pending.append((entry, chunks, doc_id in catalog))
             if sum(len(c) for _, c, _ in pending) >= _FLUSH_AT:
-                self._flush(pending, report)
+                replaced += self._flush(pending, report)
                 pending = []
             progress("embed", n, len(todo))
-        self._flush(pending, report)
+        replaced += self._flush(pending, report)
         progress("embed", len(todo), len(todo))
+        return replaced
 
-    def _flush(self, pending, report: IndexReport):
+    def _flush(self, pending, report: IndexReport) -> list[tuple[str, str]]:
         if not pending:
-            return
+            return []
         chunks = [c for _, cs, _ in pending for c in cs]
         reused = self._reusable_vectors([e.doc_id for e, _, replacing in pending if replacing])
         to_embed = [i for i, c in enumerate(chunks) if c.text not in reused]
@@ -105,12 +113,14 @@ class Indexer:
         self.store.add_chunks(chunks, vectors)
         # Commit point: from here queries see the new versions.
         self.store.commit_documents([e for e, _, _ in pending])
+        replaced = []
         for entry, _, replacing in pending:
             if replacing:
-                self.store.delete_chunks(entry.doc_id, keep_sha=entry.sha256)
+                replaced.append((entry.doc_id, entry.sha256))
                 report.updated += 1
             else:
                 report.added += 1
+        return replaced
 
     def _reusable_vectors(self, doc_ids: list[str]) -> dict[str, np.ndarray]:
         """Vectors of unchanged chunk texts in documents being replaced: no need to embed them again."""

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import re
 import shutil
 import threading
@@ -57,7 +58,9 @@ class LexicalIndex:
         self._save()
 
     def _save(self):
-        tmp = self.directory.with_name(self.directory.name + ".tmp")
+        # Names of our own: another thread or process may be saving this index at the same moment.
+        tag = f"{os.getpid()}-{threading.get_ident()}"
+        tmp = self.directory.with_name(f"{self.directory.name}.tmp-{tag}")
         shutil.rmtree(tmp, ignore_errors=True)
         tmp.mkdir(parents=True)
         if self.retriever is not None:
@@ -65,11 +68,15 @@ class LexicalIndex:
         (tmp / "rows.json").write_text(
             json.dumps({"version": self.version, "ids": self.ids, "doc_ids": self.doc_ids, "shas": self.shas})
         )
-        old = self.directory.with_name(self.directory.name + ".old")
-        shutil.rmtree(old, ignore_errors=True)
-        if self.directory.exists():
+        old = self.directory.with_name(f"{self.directory.name}.old-{tag}")
+        try:
             self.directory.rename(old)
-        tmp.rename(self.directory)  # readers see the old or the new index, never half of one
+        except FileNotFoundError:
+            pass  # first save, or another saver moved it first
+        try:
+            tmp.rename(self.directory)  # readers see the old or the new index, never half of one
+        except OSError:
+            shutil.rmtree(tmp, ignore_errors=True)  # another saver put its index there first
         shutil.rmtree(old, ignore_errors=True)
 
     def load(self) -> bool:

@@ -20,6 +20,7 @@ from .settings import Settings
 
 STORE_RECORD = "__store__"
 _BATCH = 1000
+_CLIENT_LOCK = threading.Lock()
 
 
 class StoreError(RuntimeError):
@@ -49,31 +50,99 @@ def _client(settings: Settings):
         try:
             return chromadb.HttpClient(host=settings.chroma_host, port=settings.chroma_port, settings=chroma_settings)
         except Exception as exc:
-            raise StoreError(
-                f"cannot reach the Chroma server at {settings.chroma_host}:{settings.chroma_port} "
-                f"({type(exc).__name__}); start it with `chroma run --host {settings.chroma_host} "
-                f"--port {settings.chroma_port}` or unset CHROMA_HOST"
-            ) from exc
+            raise StoreError(_server_down(settings, exc)) from None
     path = settings.store_dir / "chroma"
     path.mkdir(parents=True, exist_ok=True)
-    return chromadb.PersistentClient(path=str(path), settings=chroma_settings)
+    with _CLIENT_LOCK:  # chromadb's shared system per path breaks if two threads open it at once
+        return chromadb.PersistentClient(path=str(path), settings=chroma_settings)
+
+
+def _server_down(settings: Settings, exc: BaseException) -> str:
+    return (
+        f"cannot reach the Chroma server at {settings.chroma_host}:{settings.chroma_port} "
+        f"({type(exc).__name__}); start it with `chroma run --path <data dir> --host "
+        f"{settings.chroma_host} --port {settings.chroma_port}` (or unset CHROMA_HOST for the "
+        "on-disk store); nothing needs restarting here: the next request reconnects"
+    )
+
+
+def _is_connection_error(exc: BaseException) -> bool:
+    import httpx
+
+    return isinstance(exc, (httpx.TransportError, ConnectionError))
+
+
+class _Collection:
+    """A Chroma collection whose failures say what to do. A server that went away gives a
+    StoreError; a collection the server no longer knows (it came back empty, or another process
+    rebuilt the store) is opened again and the call retried once."""
+
+    def __init__(self, store: "Store", name: str):
+        self._store, self.name = store, name
+
+    def __getattr__(self, method: str):
+        def call(*args, **kwargs):
+            from chromadb.errors import NotFoundError
+
+            for attempt in (1, 2):
+                coll = self._store._collection(self.name)
+                try:
+                    return getattr(coll, method)(*args, **kwargs)
+                except NotFoundError:
+                    self._store._forget_collections()
+                    if attempt == 2:
+                        raise StoreError(
+                            f"the Chroma collection {self.name} disappeared; run `rag index` to rebuild it"
+                        ) from None
+                except Exception as exc:
+                    if not _is_connection_error(exc):
+                        raise
+                    self._store._forget_collections()
+                    raise StoreError(_server_down(self._store.settings, exc)) from None
+
+        return call
 
 
 class Store:
     def __init__(self, settings: Settings):
         self.settings = settings
         settings.store_dir.mkdir(parents=True, exist_ok=True)
+        self._open_lock = threading.RLock()
+        self._collections: dict[str, object] = {}
         self.client = _client(settings)
+        name = settings.collection
+        self.chunks = _Collection(self, f"{name}_chunks")
+        self.docs = _Collection(self, f"{name}_docs")
         self._open_collections()
         self._catalog: Optional[dict[str, CatalogEntry]] = None
         self._catalog_version: Optional[int] = None
         self._catalog_lock = threading.Lock()
 
     def _open_collections(self):
-        name = self.settings.collection
-        space = {"hnsw:space": "cosine"}
-        self.chunks = self.client.get_or_create_collection(f"{name}_chunks", metadata=space, embedding_function=None)
-        self.docs = self.client.get_or_create_collection(f"{name}_docs", metadata=space, embedding_function=None)
+        for coll in (self.chunks, self.docs):
+            self._collection(coll.name)
+
+    def _collection(self, name: str):
+        with self._open_lock:
+            coll = self._collections.get(name)
+            if coll is None:
+                try:
+                    coll = self.client.get_or_create_collection(
+                        name, metadata={"hnsw:space": "cosine"}, embedding_function=None
+                    )
+                except StoreError:
+                    raise
+                except Exception as exc:
+                    if not (self.settings.chroma_host and _is_connection_error(exc)):
+                        raise
+                    raise StoreError(_server_down(self.settings, exc)) from None
+                self._collections[name] = coll
+            return coll
+
+    def _forget_collections(self):
+        """After a failure: the next call opens the collections again (and so reconnects)."""
+        with self._open_lock:
+            self._collections.clear()
 
     # ---- store record: which model built it, a version counter, a dirty flag -----------------
     def store_record(self) -> dict:
@@ -104,9 +173,13 @@ class Store:
         self._write_store_record(embed_model=embed_model, dirty=True, created=rec.get("created", time.time()))
         return was_dirty
 
-    def end_write(self, changed: bool):
-        rec = self.store_record()
-        version = int(rec.get("version", 0)) + (1 if changed else 0)
+    def publish(self):
+        """Move the version on: readers switch to the catalog as it is now (and rebuild BM25)."""
+        self._write_store_record(version=self.version() + 1)
+
+    def end_write(self, changed: bool = False):
+        """The run is complete and nothing is left to sweep; changed: publish in the same step."""
+        version = self.version() + (1 if changed else 0)
         self._write_store_record(dirty=False, version=version)
 
     # ---- catalog ---------------------------------------------------------------------------
@@ -197,12 +270,14 @@ class Store:
         return self.chunks.get(ids=ids, include=["metadatas", "documents"])
 
     def reset(self):
-        name = self.settings.collection
-        for coll in (f"{name}_chunks", f"{name}_docs"):
+        for coll in (self.chunks, self.docs):
             try:
-                self.client.delete_collection(coll)
-            except Exception:
-                pass  # not there yet
+                self.client.delete_collection(coll.name)
+            except Exception as exc:
+                if self.settings.chroma_host and _is_connection_error(exc):
+                    raise StoreError(_server_down(self.settings, exc)) from None
+                # otherwise: not there yet
+        self._forget_collections()
         self._open_collections()
         self._catalog = None
 

@@ -1,0 +1,114 @@
+"""Helpers shared by the robustness tests: the store's consistency invariants, a `chroma run`
+server, a slow-to-index corpus."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+from collections import Counter
+from pathlib import Path
+
+import httpx
+
+CHROMA = str(Path(sys.executable).with_name("chroma"))
+
+
+def assert_consistent(bot):
+    """Catalog and Chroma agree: every committed document has exactly its chunks, no chunk
+    belongs to an uncommitted version, the last run finished, BM25 holds the committed chunks."""
+    store = bot.store
+    catalog = store.catalog(fresh=True)
+    per_doc: Counter = Counter()
+    orphans, committed_ids = [], set()
+    for cid, meta, _ in store.iter_chunk_metadata():
+        entry = catalog.get(meta["doc_id"])
+        if entry is not None and entry.sha256 == meta["doc_sha256"]:
+            per_doc[meta["doc_id"]] += 1
+            committed_ids.add(cid)
+        else:
+            orphans.append((meta["doc_id"], cid))
+    assert orphans == [], f"chunks of uncommitted versions: {orphans[:5]}"
+    assert {d: e.chunks for d, e in catalog.items()} == dict(per_doc)
+    assert not store.store_record().get("dirty"), "the last indexing run did not finish"
+    bot.retriever.sync_lexical()
+    lexical = bot.retriever.lexical
+    assert lexical.version == store.version()
+    assert len(lexical.ids) == len(set(lexical.ids)) == len(committed_ids)
+    assert set(lexical.ids) == committed_ids
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_heartbeat(port: int, timeout: float = 60.0, proc: subprocess.Popen | None = None):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc is not None and proc.poll() is not None:
+            raise RuntimeError(f"chroma run exited with {proc.returncode}")
+        try:
+            if httpx.get(f"http://127.0.0.1:{port}/api/v2/heartbeat", timeout=1).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.1)
+    raise TimeoutError(f"no Chroma server on port {port} after {timeout} s")
+
+
+class ChromaServer:
+    """A real `chroma run` subprocess on loopback that can be stopped and started again."""
+
+    def __init__(self, path: Path, port: int | None = None):
+        self.path, self.port = path, port or free_port()
+        self.proc: subprocess.Popen | None = None
+
+    def start(self) -> "ChromaServer":
+        self.proc = subprocess.Popen(
+            [CHROMA, "run", "--path", str(self.path), "--host", "127.0.0.1", "--port", str(self.port)],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        )
+        wait_heartbeat(self.port, proc=self.proc)
+        return self
+
+    def stop(self):
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        self.proc = None
+
+
+def write_corpus(docs: Path, n: int, words: int = 120, tag: str = "") -> list[Path]:
+    """n small documents with distinct, searchable content (one or two chunks each)."""
+    docs.mkdir(parents=True, exist_ok=True)
+    topics = ["reservoir", "glacier", "lighthouse", "orchard", "observatory", "tramway", "vineyard",
+              "foundry", "archive", "harbour", "quarry", "aqueduct"]
+    paths = []
+    for i in range(n):
+        topic = topics[i % len(topics)]
+        sentences = [
+            f"Report {i}{tag} describes the {topic} number {i} and its keeper, warden{i}{tag}.",
+            f"The {topic} {i} was inspected in spring and the inspector wrote notes about it.",
+        ]
+        body = " ".join(sentences * max(1, words // 30))
+        path = docs / f"doc{i:04d}.txt"
+        path.write_text(f"Report {i}{tag}: the {topic}\n\n{body}\n")
+        paths.append(path)
+    return paths
+
+
+def subprocess_env(**extra: str) -> dict:
+    from rag import offline
+
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("RAG_", "OPENAI_", "CHROMA_"))}
+    env.update(offline.OFFLINE_ENV)
+    env.update(extra)
+    return env
