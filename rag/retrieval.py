@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from typing import Literal
 
 import numpy as np
@@ -27,9 +28,14 @@ def rrf_fuse(rankings: list[tuple[list[str], float]], k: int) -> dict[str, float
 class Retriever:
     def __init__(self, settings: Settings, store: Store, lexical: LexicalIndex, embedder: Embedder):
         self.settings, self.store, self.lexical, self.embedder = settings, store, lexical, embedder
+        self._sync_lock = threading.Lock()  # questions at once after a re-index: one rebuild
 
     def sync_lexical(self, force: bool = False):
         """Bring the BM25 index up to the store's version: load it from disk, else rebuild it."""
+        with self._sync_lock:
+            self._sync_lexical(force)
+
+    def _sync_lexical(self, force: bool):
         version = self.store.version()
         if not force and self.lexical.version == version:
             return
@@ -45,6 +51,16 @@ class Retriever:
 
     def retrieve(self, question: str, top_k: int | None = None, mode: Mode = "hybrid",
                  query_vector: np.ndarray | None = None) -> list[Source]:
+        version = self.store.version()
+        sources = self._retrieve(question, top_k, mode, query_vector)
+        if self.store.version() != version:
+            # A re-index published while we searched and may have deleted the old versions our
+            # catalog named: search again, against the new catalog.
+            sources = self._retrieve(question, top_k, mode, query_vector)
+        return sources
+
+    def _retrieve(self, question: str, top_k: int | None, mode: Mode,
+                  query_vector: np.ndarray | None) -> list[Source]:
         top_k = top_k or self.settings.top_k
         n = max(self.settings.candidates, top_k)
         catalog = self.store.catalog()
