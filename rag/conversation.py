@@ -99,7 +99,14 @@ def standalone_question(question: str, history: Optional[list[dict]], gen=None) 
         {"role": "user", "content": prompts.condense_message(turns, question)},
     ]
     try:
-        reply = complete(messages, max_tokens=96)
+        rewritten = _clean_model_reply(complete(messages, max_tokens=96), question)
     except Exception:  # the model failing must not cost the user the answer
+        rewritten = None
+    if rewritten is None or (is_follow_up(question) and not _adds_terms(rewritten, question)):
+        # A small model often repeats a follow-up unchanged: then the heuristic does better.
         return heuristic_standalone(question, history)
-    return _clean_model_reply(reply, question) or heuristic_standalone(question, history)
+    return rewritten
+
+
+def _adds_terms(rewritten: str, question: str) -> bool:
+    return bool({t.lower() for t in key_terms(rewritten)} - {t.lower() for t in key_terms(question)})

@@ -24,9 +24,12 @@ def user_message(question: str, sources) -> str:
 # Follow-up questions -> a standalone question to retrieve with (rag/conversation.py).
 CONDENSE_SYSTEM = (
     "You rewrite the user's last question so that it can be understood without the conversation. "
-    "Replace pronouns and vague references with the names and topics they refer to. "
-    "Keep the question's language and meaning; do not answer it. "
-    "If it is already clear on its own, repeat it unchanged. Reply with the question only."
+    "Replace pronouns and vague references with the names and topics they refer to, and carry over "
+    "the topic of the earlier question when the last one only names something new. "
+    "Keep the question's language; do not answer it. "
+    "If it is already clear on its own, repeat it unchanged. Reply with the question only.\n\n"
+    "Example:\nConversation:\nUser: Which chips does Apple design?\nAssistant: The M-series chips.\n\n"
+    "Last question: what about Samsung?\nStandalone question: Which chips does Samsung design?"
 )
 
 

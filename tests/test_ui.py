@@ -169,6 +169,10 @@ def test_follow_up_condensed_by_the_model():
         sent = stub.requests[-1]["messages"]
         assert "critical barrier" in sent[-1]["content"] and "what about Huawei?" in sent[-1]["content"]
         assert "[1]" not in sent[-1]["content"]  # markers mean nothing to the rewriter
+        stub.reply = "What about Huawei?"  # repeated unchanged: nothing resolved, the heuristic does it
+        assert "self-sufficiency" in standalone_question("what about Huawei?", CHIPS, gen)
+        stub.reply = "Which companies met Xi Jinping in Beijing?"
+        assert standalone_question("Which companies met Xi Jinping in Beijing?", CHIPS, gen) == stub.reply
         stub.status = 500  # a failing model falls back to the heuristic rewrite
         assert "self-sufficiency" in standalone_question("what about Huawei?", CHIPS, gen)
 

@@ -141,6 +141,18 @@ def test_top_k_setting_changes_the_passages_used(page):
     assert page.locator("#sources-panel section.turn.current details.source").count() == 2
 
 
+def test_reindex_button_reports_the_run(page, app):
+    open_tab(page, "documents")
+    page.wait_for_function("document.querySelector('#docs-table').innerText.includes('5 documents')")
+    page.click("#reindex")
+    page.wait_for_function("document.querySelector('#doc-message').innerText.includes('Index up to date')",
+                           timeout=60_000)
+    assert "0 added, 0 updated, 0 removed, 5 unchanged" in page.locator("#doc-message").inner_text()
+    assert "all-MiniLM-L6-v2" in page.locator("#index-info").inner_text()
+    status = app[1].status()
+    assert f"{status['documents']} documents, {status['chunks']} chunks" in page.locator("#index-info").inner_text()
+
+
 def test_upload_ask_delete(page, app, tmp_path):
     _, bot, docs = app
     doc = tmp_path / "Zorblax notes.txt"

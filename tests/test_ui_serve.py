@@ -49,7 +49,7 @@ def test_serve_with_login(tmp_path):
                 break
         out = "".join(lines)
         assert f"running at http://127.0.0.1:{port}" in out
-        assert "5/5 documents" in out and "index ready: 5 added" in out  # console progress
+        assert "embedding 5/5 documents" in out and "index ready: 5 added" in out  # console progress
         assert "warning" not in out.lower()  # loopback: no warning
 
         base = f"http://127.0.0.1:{port}"
@@ -65,6 +65,12 @@ def test_serve_with_login(tmp_path):
             login("wrong")
         assert wrong.value.code in (400, 401)
         assert login(PASSWORD).status == 200
+
+        from gradio_client import Client  # scripted use with the login
+
+        answer = Client(base, auth=("alice", PASSWORD), verbose=False).predict(
+            "What remains a critical barrier to China's AI self-sufficiency?", 0, "", [], api_name="/ask")
+        assert answer["answered"] and answer["sources"]
     finally:
         proc.terminate()
         rest, _ = proc.communicate(timeout=30)

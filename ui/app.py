@@ -87,8 +87,7 @@ def _console_progress(label: str) -> Callable:
     last = {"t": 0.0, "line": ""}
 
     def report(stage: str, done: int, total: int):
-        what = {"embed": f"{done}/{total} documents", "bm25": "keyword index"}.get(stage, stage)
-        line = f"{label}: {what}"
+        line = f"{label}: {render.progress_text(stage, done, total)}"
         now = time.monotonic()
         if line == last["line"] or (now - last["t"] < 0.5 and done < total):
             return

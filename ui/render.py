@@ -178,9 +178,17 @@ def status_html(info: dict, store_bytes: int | None) -> str:
     return '<dl class="status">' + "".join(f"<dt>{esc(k)}</dt><dd>{esc(v)}</dd>" for k, v in rows) + "</dl>"
 
 
+def progress_text(stage: str, done: int, total: int) -> str:
+    if stage == "embed":
+        return f"reading and embedding {done}/{total} documents" if total else "no new or changed documents"
+    if stage == "bm25":
+        return "updating the keyword index"
+    return "checking the documents folder"
+
+
 def progress_html(label: str, stage: str, done: int, total: int) -> str:
     pct = int(100 * done / total) if total else 0
-    what = {"embed": f"{done}/{total} documents", "bm25": "keyword index"}.get(stage, "scanning files")
+    what = progress_text(stage, done, total)
     return (f'<div class="progress" role="progressbar" aria-valuenow="{pct}" aria-valuemin="0" aria-valuemax="100">'
             f'<div class="label">{esc(label)} — {esc(what)}</div>'
             f'<div class="bar"><div style="width:{pct}%"></div></div></div>')
