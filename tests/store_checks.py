@@ -14,6 +14,9 @@ from pathlib import Path
 import httpx
 
 CHROMA = str(Path(sys.executable).with_name("chroma"))
+# scripts/test.sh starts one `chroma run` for the whole suite and names its port here. Read now:
+# the autouse clean_env fixture removes RAG_* variables inside tests.
+SUITE_CHROMA_PORT = os.environ.get("RAG_TEST_CHROMA_PORT")
 
 
 def assert_consistent(bot):
