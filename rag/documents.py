@@ -26,14 +26,13 @@ def list_files(docs_dir: Path) -> Iterator[Union[Path, Skipped]]:
         rel = path.relative_to(docs_dir).as_posix()
         if any(part.startswith(".") for part in path.relative_to(docs_dir).parts):
             continue
-        if path.suffix.lower() not in SUPPORTED_SUFFIXES:
-            continue
-        if path.is_symlink():
-            target = path.resolve()
-            if not target.is_relative_to(root):
+        supported = path.suffix.lower() in SUPPORTED_SUFFIXES
+        if path.is_symlink() and (supported or path.is_dir()):
+            # rglob does not enter linked folders; either way what lies outside is not indexed
+            if not path.resolve().is_relative_to(root):
                 yield Skipped(rel, "symlink points outside the documents folder")
                 continue
-        if path.is_file():
+        if supported and path.is_file():
             yield path
 
 
@@ -48,7 +47,10 @@ def file_sha256(data: bytes) -> str:
 def decode_text(data: bytes) -> str:
     """UTF-8 (with or without BOM), UTF-16 with BOM, else cp1252/latin-1; binary is refused."""
     if data.startswith((b"\xff\xfe", b"\xfe\xff")):
-        return data.decode("utf-16")
+        try:
+            return _refuse_binary(data.decode("utf-16"))
+        except UnicodeDecodeError:
+            raise UnreadableFile("not valid UTF-16 text (cut short, or binary content)") from None
     if b"\x00" in data[:8192]:
         raise UnreadableFile("binary content, not text")
     try:
@@ -59,7 +61,11 @@ def decode_text(data: bytes) -> str:
         text = data.decode("cp1252")
     except UnicodeDecodeError:
         text = data.decode("latin-1")
-    # Lots of control characters means this was never text in any 8-bit encoding.
+    return _refuse_binary(text)
+
+
+def _refuse_binary(text: str) -> str:
+    # Lots of control characters means this was never text in that encoding.
     controls = sum(1 for c in text if ord(c) < 32 and c not in "\r\n\t\f")
     if controls > max(5, len(text) // 100):
         raise UnreadableFile("binary content, not text")
