@@ -4,6 +4,7 @@ through gradio_client. One server and one browser are shared by the module."""
 
 import shutil
 import time
+from types import SimpleNamespace
 
 import pytest
 
@@ -40,7 +41,7 @@ def app(tmp_path_factory):
     while job.running:
         time.sleep(0.1)
     assert job.error is None and bot.status()["documents"] == 5
-    yield url, bot, docs
+    yield SimpleNamespace(url=url, bot=bot, docs=docs, job=job)
     demo.close()
 
 
@@ -56,14 +57,13 @@ def browser():
 
 @pytest.fixture
 def page(app, browser):
-    url, _, _ = app
     context = browser.new_context(viewport={"width": 1400, "height": 1000})
     p = context.new_page()
     p.add_init_script(RECORDER)
     p.requests_seen = []
     p.on("request", lambda r: p.requests_seen.append(r.url))
     p.on("dialog", lambda d: d.accept())  # the delete confirmation
-    p.goto(url)
+    p.goto(app.url)
     p.wait_for_selector("#question textarea")
     p.wait_for_function("document.querySelector('#top-status').innerText.includes('documents')")
     yield p
@@ -131,6 +131,32 @@ def test_follow_up_question_and_citations_of_earlier_answers(page):
     assert page.locator("#sources-panel section.turn[data-turn='2']").is_hidden()
 
 
+def test_questions_wait_for_indexing_and_can_be_stopped(page, app):
+    import threading
+
+    release = threading.Event()
+    job = app.job
+    assert job.start("Indexing test-docs", lambda progress: (progress("embed", 1, 4), release.wait(60)))
+    try:
+        # progress shows at the top of the page, and a question waits for the run to finish
+        page.reload()
+        page.wait_for_selector("#top-status .progress")
+        assert "Indexing test-docs" in page.locator("#top-status").inner_text()
+        assert page.locator("#top-status [role=progressbar]").get_attribute("aria-valuenow") == "25"
+        page.fill("#question textarea", SEED_QUESTION)
+        page.click("#ask")
+        page.wait_for_function("document.querySelector('#chat .answer.pending')?.innerText.includes('Waiting for indexing')")
+        page.get_by_role("button", name="Stop").click()
+        page.wait_for_selector("#chat .answer.stopped")
+        assert "Stopped" in page.locator("#chat .answer.stopped").inner_text()
+    finally:
+        release.set()
+    while job.running:
+        time.sleep(0.05)
+    answer = ask(page, SEED_QUESTION)  # the next question is answered as usual
+    assert "found" in answer.get_attribute("class").split()
+
+
 def test_top_k_setting_changes_the_passages_used(page):
     open_tab(page, "settings")
     slider = page.locator("#top-k input[type=number]")
@@ -149,12 +175,12 @@ def test_reindex_button_reports_the_run(page, app):
                            timeout=60_000)
     assert "0 added, 0 updated, 0 removed, 5 unchanged" in page.locator("#doc-message").inner_text()
     assert "all-MiniLM-L6-v2" in page.locator("#index-info").inner_text()
-    status = app[1].status()
+    status = app.bot.status()
     assert f"{status['documents']} documents, {status['chunks']} chunks" in page.locator("#index-info").inner_text()
 
 
 def test_upload_ask_delete(page, app, tmp_path):
-    _, bot, docs = app
+    bot, docs = app.bot, app.docs
     doc = tmp_path / "Zorblax notes.txt"
     doc.write_text("Zorblax reactor\nThe Zorblax reactor in Tallinn produces 42 megawatts of blue hydrogen "
                    "power every day.\n")
@@ -181,7 +207,7 @@ def test_upload_ask_delete(page, app, tmp_path):
 
 
 def test_script_in_a_document_never_runs(page, app, tmp_path):
-    _, bot, _ = app
+    bot = app.bot
     doc = tmp_path / "pwn.txt"
     doc.write_text(
         '<img src=x onerror="window.__pwned=1"> Quibbleflux notes\n'
@@ -210,8 +236,7 @@ def test_gradio_client_ask_endpoint(app, monkeypatch):
     from gradio_client import Client
 
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
-    url, _, _ = app
-    client = Client(url, verbose=False)
+    client = Client(app.url, verbose=False)
     assert set(client.view_api(print_info=False, return_format="dict")["named_endpoints"]) == {"/ask"}
 
     job = client.submit(SEED_QUESTION, 3, "extractive", [], api_name="/ask")

@@ -125,41 +125,57 @@ def build_app(bot: RAG, job: IndexJob) -> gr.Blocks:
             yield note_html(progress)
 
     # ---- chat --------------------------------------------------------------------------------
-    def respond(message, chat, conv, answers, top_k, generator):
+    stop_requests: dict[str, threading.Event] = {}  # per browser session: the Stop button was pressed
+
+    def respond(message, chat, conv, answers, top_k, generator, request: gr.Request):
         question = (message or "").strip()
         if not question:
             return
+        stop = stop_requests.setdefault(request.session_hash or "", threading.Event())
+        stop.clear()
         chat = list(chat or []) + [
             {"role": "user", "content": render.question_html(question)},
             {"role": "assistant", "content": render.pending_html()},
         ]
         turn = len(answers) + 1
         yield "", chat, conv, answers, gr.skip()
+
+        def update(content: str):
+            chat[-1] = {"role": "assistant", "content": content}
+            return gr.skip(), chat, gr.skip(), gr.skip(), gr.skip()
+
         for progress in job.follow():
-            chat[-1] = {"role": "assistant", "content": render.pending_html("Waiting for indexing to finish…") + progress}
-            yield gr.skip(), chat, gr.skip(), gr.skip(), gr.skip()
+            if stop.is_set():
+                yield update(render.stopped_html(""))
+                return
+            yield update(render.pending_html("Waiting for indexing to finish…") + progress)
         try:
             stream = bot.ask_stream(question, generator=generator, top_k=int(top_k), history=conv)
             text = ""
             for delta in stream:
                 text += delta
-                chat[-1] = {"role": "assistant", "content": render.streaming_html(text)}
-                yield gr.skip(), chat, gr.skip(), gr.skip(), gr.skip()
+                if stop.is_set():
+                    yield update(render.stopped_html(render.streaming_html(text)))
+                    return
+                yield update(render.streaming_html(text))
             answer = stream.answer
         except QuestionError as exc:
-            chat[-1] = {"role": "assistant", "content": render.error_html(str(exc))}
-            yield gr.skip(), chat, gr.skip(), gr.skip(), gr.skip()
+            yield update(render.error_html(str(exc)))
             return
         except Exception as exc:
             log.exception("answering failed")
-            chat[-1] = {"role": "assistant",
-                        "content": render.error_html(f"Sorry, answering failed: {type(exc).__name__}: {exc}")}
-            yield gr.skip(), chat, gr.skip(), gr.skip(), gr.skip()
+            yield update(render.error_html(f"Sorry, answering failed: {type(exc).__name__}: {exc}"))
             return
         answers = answers + [answer]
         conv = conv + [{"role": "user", "content": question}, {"role": "assistant", "content": answer.answer}]
         chat[-1] = {"role": "assistant", "content": render.answer_html(answer, turn)}
         yield gr.skip(), chat, conv, answers, render.sources_html(answers)
+
+    def stop_answer(request: gr.Request):
+        # A flag the answer loop checks rather than Gradio's cancel: a cancelled run cannot be
+        # interrupted while it runs in a worker thread, and the page's cancel request waits for it.
+        if request.session_hash in stop_requests:
+            stop_requests[request.session_hash].set()
 
     def new_chat():
         return [], [], [], render.sources_html([]), ""
@@ -326,11 +342,11 @@ def build_app(bot: RAG, job: IndexJob) -> gr.Blocks:
 
         chat_inputs = [box, chat, conv, answers, top_k, generator]
         chat_outputs = [box, chat, conv, answers, sources]
-        submit = box.submit(respond, chat_inputs, chat_outputs, api_visibility="private",
-                            concurrency_limit=4, concurrency_id="answer", show_progress="hidden")
-        click = ask_btn.click(respond, chat_inputs, chat_outputs, api_visibility="private",
-                              concurrency_limit=4, concurrency_id="answer", show_progress="hidden")
-        stop_btn.click(None, cancels=[submit, click], api_visibility="private")
+        box.submit(respond, chat_inputs, chat_outputs, api_visibility="private",
+                   concurrency_limit=4, concurrency_id="answer", show_progress="hidden")
+        ask_btn.click(respond, chat_inputs, chat_outputs, api_visibility="private",
+                      concurrency_limit=4, concurrency_id="answer", show_progress="hidden")
+        stop_btn.click(stop_answer, None, None, api_visibility="private", show_progress="hidden")
         clear_btn.click(new_chat, None, [chat, conv, answers, sources, box], api_visibility="private")
         chat.clear(new_chat, None, [chat, conv, answers, sources, box], api_visibility="private")
 

@@ -53,6 +53,14 @@ def streaming_html(text: str) -> str:
     return f'<div class="answer streaming">{esc(text)}<span class="cursor"></span></div>'
 
 
+def stopped_html(previous: str) -> str:
+    """The answer bubble of a question the user stopped: what had streamed in stays, marked."""
+    if 'class="answer streaming"' in previous:
+        return (previous.replace('class="answer streaming"', 'class="answer stopped"', 1)
+                .replace('<span class="cursor"></span>', ' <span class="stopped-note">(stopped)</span>'))
+    return '<div class="answer stopped"><span class="stopped-note">Stopped.</span></div>'
+
+
 def error_html(message: str) -> str:
     return f'<div class="answer error" role="alert">{esc(message)}</div>'
 
