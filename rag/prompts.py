@@ -21,6 +21,39 @@ def user_message(question: str, sources) -> str:
     return f"Passages:\n\n{format_passages(sources)}\n\nQuestion: {question}\nAnswer:"
 
 
+# ---- the bundled local model (a 1.5B model: short, plain instructions work best) ----------------
+# The system prompt is the same for every question, so llama.cpp reuses its cached prefix.
+LOCAL_SYSTEM = (
+    "You answer questions using only the numbered passages in the user's message. "
+    "Answer in one or two short, complete sentences, using the words of the passages. "
+    # "Only if no passage is about..." : with a plainer "if the passages do not answer" this model
+    # declined answerable questions it found oddly worded.
+    f'Only if no passage is about what the question asks, reply: "{NOT_FOUND}"'
+)
+
+
+def local_user_message(question: str, passages) -> str:
+    """passages: (marker, title, text), already trimmed to what the question needs. Titles help
+    with questions such as "according to the article on ..."."""
+    body = "\n\n".join(f"[{marker}] ({title}) {text}" for marker, title, text in passages)
+    return f"Passages:\n{body}\n\nQuestion: {question}"
+
+
+# Questions in other languages: translated for retrieval, answered in English from the passages,
+# then the checked answer is translated back sentence by sentence (each keeps its citation).
+TRANSLATE_TO_ENGLISH = (
+    "Translate the user's question into English. Keep names and numbers. "
+    "Reply with the English question only."
+)
+
+
+def translate_from_english(language: str) -> str:
+    return (
+        f"Translate the user's text from English into {language}. Keep names and numbers. "
+        f"Reply with the {language} translation only."
+    )
+
+
 # Follow-up questions -> a standalone question to retrieve with (rag/conversation.py).
 CONDENSE_SYSTEM = (
     "You rewrite the user's last question so that it can be understood without the conversation. "
