@@ -197,6 +197,8 @@ class RAG:
         questions in other languages (rewritten by the model)."""
         from .conversation import standalone_question
         question = standalone_question(question, history, gen)  # follow-ups -> standalone
+        from .multilingual import retrieval_query
+        question = retrieval_query(question, gen)  # other languages -> English
         return question
 
     def _answer(self, question: str, generator: Optional[str], top_k: Optional[int], history: list[dict]):
