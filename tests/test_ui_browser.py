@@ -257,3 +257,5 @@ def test_gradio_client_ask_endpoint(app, monkeypatch):
 
     with pytest.raises(Exception, match="Please type a question"):
         client.predict("   ", 0, "", [], api_name="/ask")
+    with pytest.raises(Exception, match="top_k must be between"):
+        client.predict(SEED_QUESTION, 500, "", [], api_name="/ask")

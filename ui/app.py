@@ -119,11 +119,6 @@ def build_app(bot: RAG, job: IndexJob) -> gr.Blocks:
     choices, default_gen = generator_choices(bot)
     s = bot.settings
 
-    def wait_for_index(note_html: Callable[[str], object]):
-        """Yield note_html(progress) while an indexing run is under way (answers must wait for it)."""
-        for progress in job.follow():
-            yield note_html(progress)
-
     # ---- chat --------------------------------------------------------------------------------
     stop_requests: dict[str, threading.Event] = {}  # per browser session: the Stop button was pressed
 
@@ -252,10 +247,7 @@ def build_app(bot: RAG, job: IndexJob) -> gr.Blocks:
             return " ".join(p for p in parts if p) or "Nothing added."
 
         for update in run_job(f"Adding {len(files)} file(s)", task, message):
-            yield update + (None,)
-        _, errors, _ = job.result or (None, [], None)
-        if errors and not (job.result or ([],))[0]:
-            gr.Warning(" ".join(errors))
+            yield update + (None,)  # the last update also empties the upload box
 
     def delete(doc_id):
         if not doc_id:
@@ -281,6 +273,10 @@ def build_app(bot: RAG, job: IndexJob) -> gr.Blocks:
         {"question", "answer", "answered", "generator", "sources": [{"marker", "doc_id", "file_name",
         "title", "text", "start", "end", "score"}], "seconds", "done": true}. Every [n] in "answer"
         is the "marker" of one of "sources". history: earlier turns as [{"role", "content"}]."""
+        if not 0 <= int(top_k) <= 50:
+            raise gr.Error("top_k must be between 1 and 50 (0: the configured RAG_TOP_K)")
+        if generator and generator not in ("auto", "openai", "local", "extractive"):
+            raise gr.Error("generator must be one of auto, openai, local, extractive (empty: the configured one)")
         while job.running:
             time.sleep(0.2)
         try:
