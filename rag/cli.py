@@ -125,6 +125,42 @@ def cmd_serve(args) -> int:
     return serve(docs=args.docs, store=args.store, host=args.host, port=args.port) or 0
 
 
+def _tqdm_bar(enabled: bool):
+    """bar(iterable, desc, total): a tqdm bar on a terminal (stderr), the bare iterable otherwise."""
+    from tqdm import tqdm
+
+    return lambda it, desc, total: tqdm(it, desc=desc, total=total, file=sys.stderr, leave=False,
+                                        disable=None if enabled else True)
+
+
+def cmd_eval(args) -> int:
+    from . import evaluate
+
+    progress = not args.json
+    if args.eval_command == "beir":
+        result = evaluate.eval_beir(Path(args.data), split=args.split,
+                                    store_dir=Path(args.store) if args.store else None,
+                                    bar=_tqdm_bar(progress), index_progress=_progress_bar(progress))
+    else:
+        result = evaluate.eval_qa(Path(args.qa), docs_dir=args.docs, store_dir=args.store,
+                                  generator=args.generator, bar=_tqdm_bar(progress),
+                                  index_progress=_progress_bar(progress))
+    print(json.dumps(result, ensure_ascii=False) if args.json else evaluate.format_result(result))
+    return 0
+
+
+def cmd_bench(args) -> int:
+    from . import bench
+
+    plan = bench.Plan.quick() if args.quick else bench.Plan()
+    if args.sizes:
+        plan.sizes = tuple(sorted(int(x) for x in args.sizes.split(",")))
+    result = bench.run(Path(args.out), plan, scifact_dir=Path(args.scifact) if args.scifact else bench.SCIFACT,
+                       show_progress=not args.json)
+    print(json.dumps(result) if args.json else bench.format_result(result))
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="rag", description="Ask questions about your documents, with cited answers.")
     sub = p.add_subparsers(dest="command", required=True)
@@ -157,6 +193,29 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--host", default="127.0.0.1")
     sp.add_argument("--port", type=int, default=7860)
     sp.set_defaults(func=cmd_serve)
+
+    sp = sub.add_parser("eval", help="measure retrieval (BEIR data set) or answer quality (question file)")
+    ev = sp.add_subparsers(dest="eval_command", required=True)
+    e = ev.add_parser("beir", help="nDCG@10, recall, MRR and latency on a BEIR-format data set")
+    e.add_argument("--data", required=True, help="folder with corpus.jsonl, queries.jsonl, qrels/<split>.tsv")
+    e.add_argument("--split", default="test", help="qrels split (default test)")
+    e.add_argument("--store", help="eval index folder (default <RAG_STORE_DIR>/eval-<data set>)")
+    e.add_argument("--json", action="store_true")
+    e.set_defaults(func=cmd_eval)
+    e = ev.add_parser("qa", help="retrieval hits, answer matches, citations and refusals on a question file")
+    e.add_argument("--qa", required=True, help="JSONL question file (seedqa format)")
+    common(e)
+    e.add_argument("--generator", choices=["auto", "openai", "local", "extractive"])
+    e.add_argument("--json", action="store_true")
+    e.set_defaults(func=cmd_eval)
+
+    sp = sub.add_parser("bench", help="speed: embedding vs indexing, re-index, query latency by corpus size")
+    sp.add_argument("--out", default="bench_out", help="folder for bench.json and the plots (default bench_out/)")
+    sp.add_argument("--quick", action="store_true", help="tiny sizes, for a smoke test")
+    sp.add_argument("--sizes", help="comma-separated store sizes in chunks (default 1000,...,100000)")
+    sp.add_argument("--scifact", help="BEIR SciFact folder whose abstracts feed the synthetic corpus")
+    sp.add_argument("--json", action="store_true")
+    sp.set_defaults(func=cmd_bench)
     return p
 
 

@@ -1,8 +1,8 @@
-"""Stage 4: question -> passages. Dense (Chroma) and BM25 candidates fused by reciprocal rank."""
+"""Stage 4: question -> passages. Dense (Chroma) and BM25 candidates, fused by standardised score
+(or by reciprocal rank)."""
 
 from __future__ import annotations
 
-import threading
 from typing import Literal
 
 import numpy as np
@@ -25,17 +25,33 @@ def rrf_fuse(rankings: list[tuple[list[str], float]], k: int) -> dict[str, float
     return fused
 
 
+def zscore_fuse(rankings: list[tuple[dict[str, float], float]]) -> dict[str, float]:
+    """Weighted sum of standardised scores. Cosine similarities and BM25 scores live on unrelated
+    scales; as distances from their list's mean in standard deviations they can be added, and unlike
+    reciprocal ranks they keep how far ahead a candidate is. A candidate missing from a list counts
+    as that list's weakest."""
+    fused: dict[str, float] = {}
+    for scores, _ in rankings:
+        fused.update(dict.fromkeys(scores, 0.0))
+    for scores, weight in rankings:
+        if not scores or not weight:
+            continue
+        vals = np.fromiter(scores.values(), dtype=np.float64, count=len(scores))
+        mean, std = float(vals.mean()), float(vals.std())
+        std = std if std > 1e-9 else 1.0
+        floor = (float(vals.min()) - mean) / std
+        for id_ in fused:
+            s = scores.get(id_)
+            fused[id_] += weight * (floor if s is None else (s - mean) / std)
+    return fused
+
+
 class Retriever:
     def __init__(self, settings: Settings, store: Store, lexical: LexicalIndex, embedder: Embedder):
         self.settings, self.store, self.lexical, self.embedder = settings, store, lexical, embedder
-        self._sync_lock = threading.Lock()  # questions at once after a re-index: one rebuild
 
     def sync_lexical(self, force: bool = False):
         """Bring the BM25 index up to the store's version: load it from disk, else rebuild it."""
-        with self._sync_lock:
-            self._sync_lexical(force)
-
-    def _sync_lexical(self, force: bool):
         version = self.store.version()
         if not force and self.lexical.version == version:
             return
@@ -48,6 +64,41 @@ class Retriever:
             if meta["doc_id"] in cat and cat[meta["doc_id"]].sha256 == meta["doc_sha256"]
         ]
         self.lexical.build(version, rows)
+
+    def _committed(self):
+        catalog = self.store.catalog()
+
+        def committed(doc_id: str, sha: str) -> bool:
+            # Chunks of a version that is not (or no longer) in the catalog are mid-update.
+            entry = catalog.get(doc_id)
+            return entry is not None and entry.sha256 == sha
+
+        return catalog, committed
+
+    def _search(self, question: str, n: int, mode: Mode, qvec: np.ndarray | None):
+        """Candidates of each ranking, best first, committed only: dense as chunk id -> (meta, text,
+        cosine), BM25 as chunk id -> (doc id, score); and the fused score of every candidate."""
+        catalog, committed = self._committed()
+        if not catalog:
+            return {}, [], [], {}
+        self.sync_lexical()
+        dense: dict[str, tuple[dict, str, float]] = {}
+        if mode in ("hybrid", "dense"):
+            res = self.store.query(qvec, n)
+            for cid, meta, text, dist in zip(res["ids"][0], res["metadatas"][0], res["documents"][0], res["distances"][0]):
+                if committed(meta["doc_id"], meta["doc_sha256"]):
+                    dense[cid] = (meta, text, 1.0 - float(dist))
+        bm25: dict[str, tuple[str, float]] = {}
+        if mode in ("hybrid", "bm25"):
+            bm25 = {cid: (doc_id, score) for cid, doc_id, sha, score in self.lexical.search(question, n)
+                    if committed(doc_id, sha)}
+        s = self.settings
+        if s.fusion == "rrf":
+            fused = rrf_fuse([(list(dense), s.dense_weight), (list(bm25), s.bm25_weight)], s.rrf_k)
+        else:
+            fused = zscore_fuse([({cid: d[2] for cid, d in dense.items()}, s.dense_weight),
+                                 ({cid: b[1] for cid, b in bm25.items()}, s.bm25_weight)])
+        return catalog, dense, bm25, fused
 
     def retrieve(self, question: str, top_k: int | None = None, mode: Mode = "hybrid",
                  query_vector: np.ndarray | None = None) -> list[Source]:
@@ -63,32 +114,11 @@ class Retriever:
                   query_vector: np.ndarray | None) -> list[Source]:
         top_k = top_k or self.settings.top_k
         n = max(self.settings.candidates, top_k)
-        catalog = self.store.catalog()
+        qvec = query_vector if query_vector is not None else self.embedder.embed([question])[0]
+        catalog, dense, _, fused = self._search(question, n, mode, qvec)
         if not catalog:
             return []
-        self.sync_lexical()
-
-        def committed(doc_id: str, sha: str) -> bool:
-            # Chunks of a version that is not (or no longer) in the catalog are mid-update.
-            entry = catalog.get(doc_id)
-            return entry is not None and entry.sha256 == sha
-
-        qvec = query_vector if query_vector is not None else self.embedder.embed([question])[0]
-        found: dict[str, tuple[dict, str, float]] = {}
-        dense_ids: list[str] = []
-        if mode in ("hybrid", "dense"):
-            res = self.store.query(qvec, n)
-            for cid, meta, text, dist in zip(res["ids"][0], res["metadatas"][0], res["documents"][0], res["distances"][0]):
-                if committed(meta["doc_id"], meta["doc_sha256"]):
-                    dense_ids.append(cid)
-                    found[cid] = (meta, text, 1.0 - float(dist))
-        bm25_ids: list[str] = []
-        if mode in ("hybrid", "bm25"):
-            bm25_ids = [cid for cid, doc_id, sha, _ in self.lexical.search(question, n) if committed(doc_id, sha)]
-
-        fused = rrf_fuse(
-            [(dense_ids, self.settings.dense_weight), (bm25_ids, self.settings.bm25_weight)], self.settings.rrf_k
-        )
+        found = dict(dense)
         best = sorted(fused, key=lambda cid: -fused[cid])[:top_k]
         missing = [cid for cid in best if cid not in found]
         if missing:
@@ -106,3 +136,18 @@ class Retriever:
                 score=round(fused[cid], 6), similarity=round(sim, 4), chunk_id=cid,
             ))
         return sources
+
+    def rank_documents(self, question: str, n: int = 100, mode: Mode = "hybrid") -> list[tuple[str, float]]:
+        """The n best documents (doc id, score), a document scoring as its best chunk. For
+        evaluation: ranks whole documents deep enough for recall@100."""
+        qvec = self.embedder.embed([question])[0] if mode != "bm25" else None
+        # documents have a few chunks each: ask for enough chunks that n documents survive
+        catalog, dense, bm25, fused = self._search(question, max(3 * n, self.settings.candidates), mode, qvec)
+        doc_of = {cid: meta["doc_id"] for cid, (meta, _, _) in dense.items()}
+        doc_of.update((cid, doc_id) for cid, (doc_id, _) in bm25.items())
+        best: dict[str, float] = {}
+        for cid, score in fused.items():
+            doc = doc_of[cid]
+            if score > best.get(doc, -1.0):
+                best[doc] = score
+        return sorted(best.items(), key=lambda kv: -kv[1])[:n]

@@ -38,6 +38,8 @@ class Settings(BaseSettings):
     # retrieval
     top_k: int = _env("RAG_TOP_K", "top_k", 5, ge=1, le=50)
     candidates: int = _env("RAG_CANDIDATES", "candidates", 40, ge=1)
+    # zscore: add each ranking's standardised scores (measured best on SciFact); rrf: reciprocal ranks
+    fusion: Literal["zscore", "rrf"] = _env("RAG_FUSION", "fusion", "zscore")
     rrf_k: int = _env("RAG_RRF_K", "rrf_k", 60, ge=1)
     dense_weight: float = _env("RAG_DENSE_WEIGHT", "dense_weight", 1.0, ge=0)
     bm25_weight: float = _env("RAG_BM25_WEIGHT", "bm25_weight", 1.0, ge=0)
