@@ -230,6 +230,16 @@ class RAG:
             text = "".join(self._extractive().stream(question, sources))
             yield text
         checked, answered = citations.check(text, sources)
+        if answered and name != "extractive" and not citations.markers_in(checked):
+            # Nothing the model said is supported by a passage (made up, or a document's injected
+            # instructions obeyed): quote the passages rather than show it.
+            fallback = (f"the {name} model's answer was not supported by the documents; "
+                        "answered with the extractive generator instead")
+            name = "extractive"
+            yield f"\n\n[{fallback}]\n\n"
+            text = "".join(self._extractive().stream(question, sources))
+            yield text
+            checked, answered = citations.check(text, sources)
         yield Answer(
             question=question, answer=checked, answered=answered, generator=name,
             sources=sources, seconds=time.perf_counter() - t0, fallback_reason=fallback,

@@ -4,6 +4,7 @@ extractive (quotes, no model), openai (any OpenAI-compatible endpoint) and local
 from __future__ import annotations
 
 import re
+import time
 from typing import Callable, Iterator, Optional, Protocol
 
 import numpy as np
@@ -104,17 +105,26 @@ class OpenAIGenerator:
             {"role": "system", "content": prompts.SYSTEM},
             {"role": "user", "content": prompts.user_message(question, sources)},
         ]
+        # The client's timeout bounds each wait; this bounds the whole answer (a server that
+        # sends a word every few seconds would otherwise keep the user waiting for minutes).
+        deadline = time.monotonic() + self.settings.llm_timeout
         try:
             stream = self.client.chat.completions.create(
                 model=self.model, messages=messages, stream=True,
                 max_tokens=self.settings.max_answer_tokens, temperature=self.settings.temperature,
             )
             for event in stream:
+                if time.monotonic() > deadline:
+                    stream.close()
+                    raise GeneratorError(f"the LLM endpoint took longer than {self.settings.llm_timeout:g} s "
+                                         "for the answer (RAG_LLM_TIMEOUT)")
                 if not event.choices:
                     continue
                 delta = event.choices[0].delta
                 if delta is not None and delta.content:
                     yield delta.content
+        except GeneratorError:
+            raise
         except Exception as exc:
             raise GeneratorError(_describe_error(exc)) from exc
 
@@ -133,8 +143,13 @@ def _describe_error(exc: Exception) -> str:
     """A one-line reason that never includes request headers (and so never the key)."""
     import openai
 
-    if isinstance(exc, openai.APITimeoutError):
+    import httpx
+
+    # mid-stream, httpx errors arrive unwrapped
+    if isinstance(exc, (openai.APITimeoutError, httpx.TimeoutException)):
         return "the LLM endpoint timed out"
+    if isinstance(exc, httpx.TransportError):
+        return "the connection to the LLM endpoint broke"
     if isinstance(exc, openai.APIConnectionError):
         return "cannot connect to the LLM endpoint"
     if isinstance(exc, openai.AuthenticationError):

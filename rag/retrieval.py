@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import threading
 from typing import Literal
 
 import numpy as np
@@ -49,9 +50,14 @@ def zscore_fuse(rankings: list[tuple[dict[str, float], float]]) -> dict[str, flo
 class Retriever:
     def __init__(self, settings: Settings, store: Store, lexical: LexicalIndex, embedder: Embedder):
         self.settings, self.store, self.lexical, self.embedder = settings, store, lexical, embedder
+        self._sync_lock = threading.Lock()  # questions at once after a re-index: one rebuild
 
     def sync_lexical(self, force: bool = False):
         """Bring the BM25 index up to the store's version: load it from disk, else rebuild it."""
+        with self._sync_lock:
+            self._sync_lexical(force)
+
+    def _sync_lexical(self, force: bool):
         version = self.store.version()
         if not force and self.lexical.version == version:
             return

@@ -107,6 +107,8 @@ class Store:
     def __init__(self, settings: Settings):
         self.settings = settings
         settings.store_dir.mkdir(parents=True, exist_ok=True)
+        if not settings.chroma_host:
+            _hold_open(settings.store_dir)
         self._open_lock = threading.RLock()
         self._collections: dict[str, object] = {}
         self.client = _client(settings)
@@ -282,6 +284,65 @@ class Store:
         self._catalog = None
 
 
+def _being_written(store_dir: Path) -> StoreLocked:
+    try:
+        holder = (store_dir / "write.lock").read_text().strip() or "another process"
+    except OSError:
+        holder = "another process"
+    return StoreLocked(
+        f"the store {store_dir} is being written by {holder}; wait for that indexing run to "
+        "finish and try again"
+    )
+
+
+# The embedded store is open in this process until it exits (chromadb keeps it open, with its
+# vectors in memory): a shared lock on open.lock says so to other processes. A process that writes
+# takes it exclusively, so no process reads an index another process is changing under it (it
+# would not see the change) and none opens one while it is being written.
+_OPEN_LOCKS: dict[Path, object] = {}
+_OPEN_LOCKS_GUARD = threading.Lock()
+
+
+def _hold_open(store_dir: Path):
+    key = store_dir.resolve()
+    with _OPEN_LOCKS_GUARD:
+        if key in _OPEN_LOCKS:
+            return
+        fh = open(key / "open.lock", "a+")
+        try:
+            fcntl.flock(fh, fcntl.LOCK_SH | fcntl.LOCK_NB)
+        except BlockingIOError:
+            fh.close()
+            raise _being_written(store_dir) from None
+        _OPEN_LOCKS[key] = fh
+
+
+@contextmanager
+def _only_process(store_dir: Path, wait: float = 5.0):
+    fh = _OPEN_LOCKS.get(store_dir.resolve())
+    if fh is None:  # not opened here as an embedded store (a Chroma server holds the data)
+        yield
+        return
+    deadline = time.monotonic() + wait  # a `rag ask` elsewhere holds it for a moment only
+    while True:
+        try:
+            fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            break
+        except BlockingIOError:
+            if time.monotonic() > deadline:
+                fcntl.flock(fh, fcntl.LOCK_SH)  # as before: open here too
+                raise StoreLocked(
+                    f"the store {store_dir} is open in another process (a running `rag serve`, "
+                    "or a script); index from that process (the UI's re-index), or stop it first. "
+                    "For several processes on one index, run a Chroma server (CHROMA_HOST)."
+                ) from None
+            time.sleep(0.1)
+    try:
+        yield
+    finally:
+        fcntl.flock(fh, fcntl.LOCK_SH)
+
+
 @contextmanager
 def write_lock(store_dir: Path):
     """One writer per store: a second indexer gets a clear message instead of corrupting it."""
@@ -291,19 +352,15 @@ def write_lock(store_dir: Path):
     try:
         fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except BlockingIOError:
-        fh.seek(0)
-        holder = fh.read().strip() or "another process"
         fh.close()
-        raise StoreLocked(
-            f"the store {store_dir} is being written by {holder}; wait for that indexing run to "
-            "finish and try again"
-        ) from None
+        raise _being_written(store_dir) from None
     fh.seek(0)
     fh.truncate()
     fh.write(f"pid {os.getpid()}")
     fh.flush()
     try:
-        yield
+        with _only_process(store_dir):
+            yield
     finally:
         fh.seek(0)
         fh.truncate()

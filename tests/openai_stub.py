@@ -15,6 +15,9 @@ class StubOpenAI:
         self.status = 200
         self.delay = 0.0
         self.malformed = False
+        self.stall = 0.0  # seconds to hang after the first streamed piece
+        self.pace = 0.0  # seconds between streamed pieces (a slow model that never stops)
+        self.echo_key = False  # error bodies quote the Authorization header, as some servers do
         self.requests: list[dict] = []
         self.headers: list[dict] = []
         stub = self
@@ -33,7 +36,10 @@ class StubOpenAI:
                     self.send_response(stub.status)
                     self.send_header("Content-Type", "application/json")
                     self.end_headers()
-                    self.wfile.write(json.dumps({"error": {"message": "stub failure", "type": "server_error"}}).encode())
+                    message = "stub failure"
+                    if stub.echo_key:
+                        message += f": incorrect API key {self.headers.get('Authorization', '')}"
+                    self.wfile.write(json.dumps({"error": {"message": message, "type": "server_error"}}).encode())
                     return
                 if not self.path.endswith("/chat/completions"):
                     self.send_response(404)
@@ -72,6 +78,10 @@ class StubOpenAI:
                     }
                     self.wfile.write(f"data: {json.dumps(chunk)}\n\n".encode())
                     self.wfile.flush()
+                    if stub.stall and i == 0:
+                        time.sleep(stub.stall)
+                    if stub.pace:
+                        time.sleep(stub.pace)
                     if stub.malformed and i == 1:
                         self.wfile.write(b"data: {not json\n\n")
                         self.wfile.flush()

@@ -16,7 +16,7 @@ from rag.chunks import Chunker
 from rag.citations import markers_in
 from rag.documents import load_document
 
-from .conftest import SHARED_EVAL
+from .conftest import SHARED_EVAL, rag_cli
 from .store_checks import assert_consistent
 
 QUESTIONS = [json.loads(l)["question"] for l in (SHARED_EVAL / "seedqa-sample.jsonl").read_text().splitlines() if l.strip()]
@@ -148,3 +148,28 @@ def test_questions_during_reindex_see_whole_old_or_whole_new_documents(tmp_path,
     assert problems == [], problems[:5]
     assert len(seen) > 20 and {"old", "new"} <= {v for state in seen for v in state.values()}
     assert_consistent(writer)
+
+
+@pytest.mark.slow
+def test_store_open_here_is_not_changed_under_us_by_another_process(docs_dir, make_bot):
+    """A process serving an embedded store (as `rag serve` does) would not see another process's
+    writes (Chroma keeps vectors in memory): the other process is refused with what to do."""
+    bot = make_bot(docs_dir)
+    bot.index()
+    (docs_dir / "new.md").write_text("# Quantum\n\nThe Hefei lab built a quantum computer called Zuchongzhi.")
+    (docs_dir / "004_37bcc427096d2522.txt").unlink()
+    paths = {"RAG_DOCS_DIR": str(docs_dir), "RAG_STORE_DIR": str(bot.settings.store_dir)}
+    other = rag_cli("index", env=paths)
+    assert other.returncode == 1 and "Traceback" not in other.stderr
+    assert other.stderr.startswith(f"error: the store {bot.settings.store_dir} is open in another process")
+    assert "CHROMA_HOST" in other.stderr
+    # this process still answers from a whole index, and indexes itself
+    assert all(s.doc_id != "new.md" for s in bot.retrieve("Zuchongzhi quantum computer", top_k=20))
+    assert "004_37bcc427096d2522.txt" in {s.doc_id for s in bot.retrieve("universities AI specialists", top_k=20)}
+    report = bot.index()
+    assert (report.added, report.removed) == (1, 1)
+    assert bot.retrieve("Zuchongzhi quantum computer")[0].doc_id == "new.md"
+    # reading from another process is fine while nobody writes
+    asked = rag_cli("ask", "Which lab built the Zuchongzhi quantum computer?", "--json", "--generator", "extractive", env=paths)
+    assert asked.returncode == 0 and json.loads(asked.stdout)["sources"][0]["doc_id"] == "new.md"
+    assert_consistent(bot)
