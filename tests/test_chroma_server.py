@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 import uuid
 
 import pytest
@@ -96,4 +97,44 @@ def test_server_going_away_gives_a_clear_error_and_the_same_object_recovers(docs
         assert a.answered and len(bot.documents()) == 5
         assert_consistent(bot)
     finally:
+        server.stop()
+
+
+@pytest.mark.slow
+def test_ui_on_a_server_reindexes_and_survives_the_server_going_away(docs_dir, tmp_path, monkeypatch):
+    from gradio_client import Client
+
+    from ui.app import launch
+
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    server = ChromaServer(tmp_path / "server-data").start()
+    demo = None
+    try:
+        bot = server_bot(docs_dir, tmp_path / "store", server.port, "rag")
+        demo, job, url = launch(bot, host="127.0.0.1", port=None, quiet=True)  # indexes at start
+        while job.running:
+            time.sleep(0.1)
+        assert job.error is None and len(bot.documents()) == 5
+        client = Client(url, verbose=False)
+        assert client.predict(QUESTION, 0, "extractive", [], api_name="/ask")["answered"]
+
+        # re-index as the UI's button does, then ask about the new document
+        (docs_dir / "new.md").write_text("# Quantum\n\nThe Hefei lab built a quantum computer called Zuchongzhi.")
+        assert job.start("Re-indexing", lambda progress: bot.index(progress=progress))
+        while job.running:
+            time.sleep(0.1)
+        assert job.error is None and job.result.added == 1
+        final = client.predict("Which lab built the Zuchongzhi quantum computer?", 0, "extractive", [], api_name="/ask")
+        assert final["answered"] and final["sources"][0]["doc_id"] == "new.md"
+
+        server.stop()
+        with pytest.raises(Exception, match="cannot reach the Chroma server") as failed:
+            client.predict(QUESTION, 0, "extractive", [], api_name="/ask")
+        assert "Traceback" not in str(failed.value)
+        server.start()  # back: the same UI answers without a restart
+        assert client.predict(QUESTION, 0, "extractive", [], api_name="/ask")["answered"]
+        assert_consistent(bot)
+    finally:
+        if demo is not None:
+            demo.close()
         server.stop()

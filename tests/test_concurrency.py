@@ -173,3 +173,43 @@ def test_store_open_here_is_not_changed_under_us_by_another_process(docs_dir, ma
     asked = rag_cli("ask", "Which lab built the Zuchongzhi quantum computer?", "--json", "--generator", "extractive", env=paths)
     assert asked.returncode == 0 and json.loads(asked.stdout)["sources"][0]["doc_id"] == "new.md"
     assert_consistent(bot)
+
+
+# ---- through the UI's queue ----------------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def ui(seeded_store, tmp_path_factory):
+    """The real UI server in this process, on a copy of the indexed seeds."""
+    from ui.app import launch
+
+    store = tmp_path_factory.mktemp("ui-load") / "store"
+    shutil.copytree(seeded_store.settings.store_dir, store)
+    bot = RAG(seeded_store.settings, store_dir=store, generator="extractive")
+    demo, job, url = launch(bot, host="127.0.0.1", port=None, quiet=True)
+    while job.running:
+        time.sleep(0.1)
+    assert job.error is None
+    yield type("UI", (), {"url": url, "bot": bot, "job": job})
+    demo.close()
+
+
+@pytest.mark.slow
+def test_twenty_users_at_once_through_the_ui_queue(ui, seeded_store, monkeypatch):
+    from gradio_client import Client
+
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    questions = [QUESTIONS[i % len(QUESTIONS)] for i in range(20)]
+    expected = {q: seeded_store.ask(q, generator="extractive").answer for q in set(questions)}
+    start = threading.Barrier(20)
+
+    def user(q):  # each user with a client (a session) of their own
+        client = Client(ui.url, verbose=False)
+        start.wait()
+        return client.submit(q, 0, "extractive", [], api_name="/ask").result(timeout=300)
+
+    with ThreadPoolExecutor(20) as pool:
+        finals = list(pool.map(user, questions))
+    for q, final in zip(questions, finals):
+        assert final["done"] and final["question"] == q
+        assert final["answer"] == expected[q]
+        assert set(markers_in(final["answer"])) <= {s["marker"] for s in final["sources"]}

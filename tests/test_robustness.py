@@ -387,3 +387,63 @@ def test_api_key_never_appears_in_logs_errors_status_or_cli(seeded_store, caplog
     out, err = capfd.readouterr()
     everything = json.dumps(seen) + caplog.text + out + err + "".join(r.stdout + r.stderr for r in runs)
     assert key not in everything and key[3:15] not in everything
+
+
+# ---- the same through the UI's API (gradio_client) -------------------------------------------------
+
+def _reset(stub):
+    stub.status, stub.delay, stub.stall, stub.pace, stub.malformed = 200, 0.0, 0.0, 0.0, False
+
+
+@pytest.mark.slow
+def test_llm_faults_and_bad_questions_through_the_ui(seeded_store, tmp_path, monkeypatch):
+    import urllib.request
+
+    from gradio_client import Client
+
+    from ui.app import launch
+
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    key = "sk-ui-3b8e1d0c77-never-show"
+    store = tmp_path / "store"
+    shutil.copytree(seeded_store.settings.store_dir, store)
+    stub = StubOpenAI().__enter__()
+    bot = RAG(seeded_store.settings, store_dir=store, openai_base_url=stub.url, openai_api_key=key,
+              llm_timeout=1.5)
+    demo, job, url = launch(bot, host="127.0.0.1", port=None, quiet=True)
+    try:
+        while job.running:
+            time.sleep(0.1)
+        client = Client(url, verbose=False)
+        shown = []
+        stub.reply = "Chip bottlenecks remain a critical barrier to self-sufficiency [1]."
+        final = client.predict(QUESTION, 0, "openai", [], api_name="/ask")
+        assert final["generator"] == "openai" and final["answered"]
+        assert stub.headers[-1]["Authorization"] == f"Bearer {key}"
+        shown.append(final)
+        for fault in [f for f in FAULTS if f != "down"] + ["down"]:
+            _reset(stub)
+            _faulty_bot(seeded_store, stub, fault)  # sets the stub's behaviour
+            if fault == "down":
+                stub.__exit__(None, None, None)
+            t0 = time.perf_counter()
+            updates = list(client.submit(QUESTION, 0, "openai", [], api_name="/ask"))
+            elapsed = time.perf_counter() - t0
+            final = updates[-1]
+            assert elapsed < bot.settings.llm_timeout + 4, f"{fault}: {elapsed:.1f} s"
+            assert final["done"] and final["generator"] == "extractive" and final["answered"], fault
+            assert final["answer"].startswith(EXTRACTIVE_PREFIX)
+            assert "extractive generator instead" in final["fallback_reason"]
+            assert any(f"[{final['fallback_reason']}]" in u["answer"] for u in updates[:-1])  # said while streaming
+            shown += updates
+        for bad, words in [("", "Please type a question"), ("  \n ", "Please type a question"),
+                           ("Why chips? " * 20000, "limit is")]:
+            with pytest.raises(Exception, match=words):
+                client.predict(bad, 0, "extractive", [], api_name="/ask")
+        assert client.predict(QUESTION, 0, "extractive", [], api_name="/ask")["answered"]  # still serving
+        pages = [urllib.request.urlopen(f"{url}{path}", timeout=10).read().decode()
+                 for path in ("/", "/config", "/gradio_api/info")]
+    finally:
+        demo.close()
+        stub.__exit__(None, None, None)
+    assert key not in json.dumps(shown) + "".join(pages) and key[3:15] not in "".join(pages)
