@@ -81,6 +81,19 @@ def _cite(sentence: str, marker: int) -> str:
     return f"{body} [{marker}]"
 
 
+_NUMBER = re.compile(r"\d+(?:[.,]\d+)*")
+
+
+def numbers_in(text: str) -> set[str]:
+    return {n.replace(",", "") for n in _NUMBER.findall(text)}
+
+
+def numbers_match(sentence: str, passage: str) -> bool:
+    """A passage supports no sentence that states a number it does not contain: a small model
+    puts plausible figures ("$100 million") next to words it copied from the passage."""
+    return numbers_in(sentence) <= numbers_in(passage)
+
+
 def attach_missing(answer: str, sources: list[Source], min_support: float = 0.5) -> str:
     """Give each uncited sentence that states something from a passage that passage's marker."""
     if not sources:
@@ -93,7 +106,8 @@ def attach_missing(answer: str, sources: list[Source], min_support: float = 0.5)
         if MARKER.search(sentence) or len(content_terms(sentence)) < 2:
             out.append(sentence)
             continue
-        scored = [(support(sentence, s.text), s.marker) for s in sources]
+        scored = [(support(sentence, s.text) if numbers_match(sentence, s.text) else 0.0, s.marker)
+                  for s in sources]
         best, marker = max(scored)
         out.append(_cite(sentence, marker) if best >= min_support else sentence)
     out.append(answer[last:])

@@ -218,13 +218,17 @@ _ANAPHOR = re.compile(r"^(they|them|their|this|these|those|that|it|its|he|she|hi
 
 
 def select_passages(question: str, sources: list[Source], embedder=None, budget_chars: int = 600,
-                    keep_ratio: float = 0.7, candidates: int = 16) -> list[tuple[int, str, str]]:
-    """(marker, title, text) for the prompt: across the retrieved passages, only the sentences
+                    keep_ratio: float = 0.8, max_sentences: int = 3,
+                    candidates: int = 10) -> list[tuple[int, str, str]]:
+    """(marker, title, text) for the prompt: across the retrieved passages, only the few sentences
     that answer the question best, in their original order. On 2 cores the model reads about
-    40-60 tokens a second, so every sentence left out is time to first token saved, and a small
-    model answers better from less noise. Sentences are scored like the extractive generator's:
-    rare question words they share (idf over these passages) plus embedding similarity."""
-    sentences = []  # (rank, index in its passage, text)
+    40-60 tokens a second, so every sentence left out is time to first token saved, and this small
+    model declines answerable questions when the answer sits among loosely related sentences.
+
+    Picked: the sentence sharing the most rare question words (idf over these passages), the full
+    sentence most similar in meaning (finds paraphrases: "key barriers" ~ "obstacles"), then
+    near-ties of the word score; a sentence opening with "They"/"This" brings the one before it."""
+    sentences = []  # (rank of its passage, index in its passage, text)
     for rank, src in enumerate(sources):
         for n, (s, e) in enumerate(split_sentences(src.text)):
             sentences.append((rank, n, src.text[s:e].strip()))
@@ -237,44 +241,32 @@ def select_passages(question: str, sources: list[Source], embedder=None, budget_
             df[t] = df.get(t, 0) + 1
     weight = {t: math.log(1 + len(sentences) / df.get(t, 0.5)) for t in citations.content_terms(question)}
     total = sum(weight.values()) or 1.0
-    # ties go to the better-ranked passage
-    scores = [sum(w for t, w in weight.items() if t in ts) / total - 0.01 * rank
-              for ts, (rank, _, _) in zip(terms, sentences)]
-    for i, (_, _, text) in enumerate(sentences):
-        if not _SENTENCE_END.search(text):
-            scores[i] *= 0.6  # headings and fragments: on topic, but rarely the answer
-    order = sorted(range(len(sentences)), key=lambda i: -scores[i])[:candidates]
-    vecs = None
-    if embedder is not None:
-        try:
-            vecs = embedder.embed([question] + [sentences[i][2] for i in order])
-        except Exception:  # noqa: BLE001 - an embedding endpoint may be down: words alone will do
-            vecs = None
-    if vecs is not None:
-        for i, sim in zip(order, vecs[1:] @ vecs[0]):
-            scores[i] = 0.6 * scores[i] + 0.4 * float(sim)
-        order.sort(key=lambda i: -scores[i])
-    best = scores[order[0]]
+    full = [bool(_SENTENCE_END.search(text)) for _, _, text in sentences]
+    # Headings and fragments are on topic but rarely the answer; ties go to the better passage.
+    words = [(sum(w for t, w in weight.items() if t in ts) / total) * (1.0 if f else 0.6) - 0.01 * rank
+             for ts, f, (rank, _, _) in zip(terms, full, sentences)]
+    order = sorted(range(len(sentences)), key=lambda i: -words[i])
+    picks = [order[0]]
+    similar = _most_similar(question, [i for i in order[:candidates] if full[i]], sentences, embedder)
+    if similar is not None:
+        picks.append(similar)
+    picks += [i for i in order[1:] if words[i] >= keep_ratio * words[order[0]]]
+
     chosen, seen, used = set(), set(), 0
-
-    def take(i: int) -> None:
-        nonlocal used
-        chosen.add(i)
-        seen.add(sentences[i][2])
-        used += len(sentences[i][2]) + 1
-
     index = {(r, n): i for i, (r, n, _) in enumerate(sentences)}
-    for i in order:
+    for i in picks:
         text = sentences[i][2]
-        if text in seen:  # overlapping chunks repeat sentences
-            continue
-        if chosen and (scores[i] < keep_ratio * best or used + len(text) + 1 > budget_chars):
-            continue
-        take(i)
-        # "They want to ..." answers nothing without the sentence that says who they are.
+        if text in seen or (chosen and (used + len(text) > budget_chars or len(chosen) >= max_sentences)):
+            continue  # overlapping chunks repeat sentences
+        group = [i]
         prev = index.get((sentences[i][0], sentences[i][1] - 1))
-        if _ANAPHOR.match(text) and prev is not None and prev not in chosen and sentences[prev][2] not in seen:
-            take(prev)
+        if _ANAPHOR.match(text) and prev is not None and sentences[prev][2] not in seen:
+            group.insert(0, prev)  # "They want to ..." needs the sentence that says who they are
+        for j in group:
+            chosen.add(j)
+            seen.add(sentences[j][2])
+            used += len(sentences[j][2]) + 1
+
     out: list[tuple[int, str, str]] = []
     for i in sorted(chosen):
         rank, _, text = sentences[i]
@@ -284,6 +276,16 @@ def select_passages(question: str, sources: list[Source], embedder=None, budget_
         else:
             out.append((src.marker, src.title, text))
     return out
+
+
+def _most_similar(question: str, candidates: list[int], sentences, embedder) -> Optional[int]:
+    if embedder is None or not candidates:
+        return None
+    try:
+        vecs = embedder.embed([question] + [sentences[i][2] for i in candidates])
+    except Exception:  # noqa: BLE001 - an embedding endpoint may be down: words alone will do
+        return None
+    return candidates[int((vecs[1:] @ vecs[0]).argmax())]
 
 
 def answer_messages(question: str, sources: list[Source], embedder=None) -> list[dict]:

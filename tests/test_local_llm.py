@@ -129,6 +129,19 @@ def test_translated_sentences_keep_their_citations():
     assert out == "百度和商汤与政府研究人员合作[1]。资金增加了[2][3]。"
 
 
+def test_invented_figures_get_no_citation():
+    from rag.citations import check
+    from rag.models import Source
+
+    text = ("Companies like Baidu and SenseTime are partnering with government researchers. "
+            "Government funding for AI projects given to companies like Baidu increased in 2025.")
+    sources = [Source(1, "d.txt", "d.txt", "t", text, 0, len(text), 1.0, 0.5)]
+    made_up, _ = check("The government gave Baidu $100 million in 2025.", sources)
+    assert markers_in(made_up) == []
+    stated, _ = check("Government funding for AI projects given to Baidu increased in 2025.", sources)
+    assert markers_in(stated) == [1]
+
+
 # ---- the real model -----------------------------------------------------------------------------
 
 def matches(answer: str, groups: list[list[str]]) -> bool:
