@@ -69,6 +69,8 @@ class Settings(BaseSettings):
     # Chroma server (scale-out); unset means the embedded on-disk store
     chroma_host: Optional[str] = _env("CHROMA_HOST", "chroma_host", None)
     chroma_port: int = _env("CHROMA_PORT", "chroma_port", 8000)
+    # seconds a request to the server may take before the server counts as not answering
+    chroma_timeout: float = _env("CHROMA_TIMEOUT", "chroma_timeout", 60.0, gt=0)
 
     # browser UI: "user:password" turns on login (needed before binding beyond 127.0.0.1)
     auth: Optional[SecretStr] = _env("RAG_AUTH", "auth", None)

@@ -47,10 +47,17 @@ def _client(settings: Settings):
 
     chroma_settings = ChromaSettings(anonymized_telemetry=False)
     if settings.chroma_host:
+        import httpx
+
         try:
-            return chromadb.HttpClient(host=settings.chroma_host, port=settings.chroma_port, settings=chroma_settings)
+            client = chromadb.HttpClient(host=settings.chroma_host, port=settings.chroma_port, settings=chroma_settings)
         except Exception as exc:
             raise StoreError(_server_down(settings, exc)) from None
+        # chromadb waits forever by default: a server that hangs would hang every question
+        session = getattr(getattr(client, "_server", None), "_session", None)
+        if session is not None:
+            session.timeout = httpx.Timeout(settings.chroma_timeout, connect=min(5.0, settings.chroma_timeout))
+        return client
     path = settings.store_dir / "chroma"
     path.mkdir(parents=True, exist_ok=True)
     with _CLIENT_LOCK:  # chromadb's shared system per path breaks if two threads open it at once
@@ -58,11 +65,16 @@ def _client(settings: Settings):
 
 
 def _server_down(settings: Settings, exc: BaseException) -> str:
+    import httpx
+
+    why = type(exc).__name__
+    if isinstance(exc, httpx.TimeoutException):
+        why = f"no answer within {settings.chroma_timeout:g} s, CHROMA_TIMEOUT"
     return (
-        f"cannot reach the Chroma server at {settings.chroma_host}:{settings.chroma_port} "
-        f"({type(exc).__name__}); start it with `chroma run --path <data dir> --host "
-        f"{settings.chroma_host} --port {settings.chroma_port}` (or unset CHROMA_HOST for the "
-        "on-disk store); nothing needs restarting here: the next request reconnects"
+        f"cannot reach the Chroma server at {settings.chroma_host}:{settings.chroma_port} ({why}); "
+        f"check that it runs (`chroma run --path <data dir> --host {settings.chroma_host} --port "
+        f"{settings.chroma_port}`) or unset CHROMA_HOST for the on-disk store; nothing needs "
+        "restarting here: the next request reconnects"
     )
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import signal
 import time
 import uuid
 
@@ -68,8 +69,17 @@ def test_index_ask_reindex_round_trip_on_a_server(chroma_port, docs_dir, tmp_pat
 def test_server_going_away_gives_a_clear_error_and_the_same_object_recovers(docs_dir, tmp_path):
     server = ChromaServer(tmp_path / "server-data").start()
     try:
-        bot = server_bot(docs_dir, tmp_path / "store", server.port, "rag")
+        bot = RAG(docs_dir=docs_dir, store_dir=tmp_path / "store", chroma_host="127.0.0.1",
+                  chroma_port=server.port, chroma_timeout=2)
         bot.index()
+        assert bot.ask(QUESTION, generator="extractive").answered
+
+        server.proc.send_signal(signal.SIGSTOP)  # hangs: no answer, no refusal
+        t0 = time.perf_counter()
+        with pytest.raises(StoreError, match=r"no answer within 2 s, CHROMA_TIMEOUT"):
+            bot.ask(QUESTION, generator="extractive")
+        assert time.perf_counter() - t0 < 2 * 2 + 3
+        server.proc.send_signal(signal.SIGCONT)
         assert bot.ask(QUESTION, generator="extractive").answered
 
         server.stop()
