@@ -1,7 +1,9 @@
 """Stage 3b: the Chroma store. Chunks and their vectors in one collection; a catalog of documents
 in another. A document's catalog record is written only after all its chunks are, so the catalog
 is the commit point: chunks whose document version is not in the catalog are invisible to queries
-and swept up by the next index run."""
+and swept up by the next index run. Readers keep the catalog they read until a run publishes (moves
+the store's version on); a replaced version's chunks are deleted only after that, so a question
+asked during a run sees each document whole, old or new."""
 
 from __future__ import annotations
 
