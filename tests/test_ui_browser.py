@@ -131,12 +131,29 @@ def test_follow_up_question_and_citations_of_earlier_answers(page):
     assert page.locator("#sources-panel section.turn[data-turn='2']").is_hidden()
 
 
-def test_questions_wait_for_indexing_and_can_be_stopped(page, app):
+def test_questions_answered_during_reindex(page, app):
+    import threading
+
+    release = threading.Event()
+    job = app.job
+    assert job.start("Re-indexing test-docs", lambda progress: (progress("embed", 1, 4), release.wait(60)))
+    try:
+        answer = ask(page, SEED_QUESTION)  # an indexed store keeps answering while a run is under way
+        assert "found" in answer.get_attribute("class").split()
+        assert job.running
+    finally:
+        release.set()
+    while job.running:
+        time.sleep(0.05)
+
+
+def test_questions_wait_for_first_indexing_and_can_be_stopped(page, app, monkeypatch):
     import threading
 
     release = threading.Event()
     job = app.job
     assert job.start("Indexing test-docs", lambda progress: (progress("embed", 1, 4), release.wait(60)))
+    monkeypatch.setattr(app.bot, "documents", lambda: [])  # as on a first start: nothing indexed yet
     try:
         # progress shows at the top of the page, and a question waits for the run to finish
         page.reload()
@@ -151,6 +168,7 @@ def test_questions_wait_for_indexing_and_can_be_stopped(page, app):
         assert "Stopped" in page.locator("#chat .answer.stopped").inner_text()
     finally:
         release.set()
+        monkeypatch.undo()
     while job.running:
         time.sleep(0.05)
     answer = ask(page, SEED_QUESTION)  # the next question is answered as usual

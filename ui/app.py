@@ -139,7 +139,9 @@ def build_app(bot: RAG, job: IndexJob) -> gr.Blocks:
             chat[-1] = {"role": "assistant", "content": content}
             return gr.skip(), chat, gr.skip(), gr.skip(), gr.skip()
 
-        for progress in job.follow():
+        # Only a first start waits: once something is indexed, the engine answers from a
+        # consistent index (old or new version of each document) while a re-index runs.
+        for progress in (job.follow() if not bot.documents() else ()):
             if stop.is_set():
                 yield update(render.stopped_html(""))
                 return
