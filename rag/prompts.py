@@ -32,6 +32,15 @@ LOCAL_SYSTEM = (
 )
 
 
+# A second look, when the model declined although one sentence holds most of the question's rare
+# words: that sentence alone, presented as the one that answers.
+LOCAL_SECOND_LOOK = (
+    "The passage in the user's message was chosen because it answers the question. "
+    "Answer the question from it in one short, complete sentence, using the words of the passage. "
+    f'If it really says nothing about what the question asks, reply: "{NOT_FOUND}"'
+)
+
+
 def local_user_message(question: str, passages) -> str:
     """passages: (marker, title, text), already trimmed to what the question needs. Titles help
     with questions such as "according to the article on ..."."""

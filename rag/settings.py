@@ -60,7 +60,9 @@ class Settings(BaseSettings):
     # bundled local model (xllamacpp)
     local_model_path: Optional[Path] = _env("RAG_LOCAL_MODEL_PATH", "local_model_path", None)
     local_cache_dir: Optional[Path] = _env("RAG_LOCAL_CACHE_DIR", "local_cache_dir", None)
-    llm_threads: int = _env("RAG_LLM_THREADS", "llm_threads", 1, ge=1)
+    # 2 measured faster than 1 on the 2-core target, and no slower beside a busy embedding loop
+    # (scripts/bench_local.py; README "Local model")
+    llm_threads: int = _env("RAG_LLM_THREADS", "llm_threads", 2, ge=1)
     llm_context: int = _env("RAG_LLM_CONTEXT", "llm_context", 4096, ge=512)
 
     # question limits

@@ -106,10 +106,11 @@ def main(argv=None) -> int:
     base = Settings()
     thread_counts = [int(t) for t in args.threads.split(",") if t] or [base.llm_threads]
     for load in args.load.split(","):
-        stop = mp.Event()
+        spawn = mp.get_context("spawn")  # a fresh interpreter: no copy of this process's model
+        stop = spawn.Event()
         loader = None
         if load == "embed":
-            loader = mp.get_context("spawn").Process(target=busy_embedding_loop, args=(stop,), daemon=True)
+            loader = spawn.Process(target=busy_embedding_loop, args=(stop,), daemon=True)
             loader.start()
             time.sleep(8)  # let it load its model and get busy
         try:

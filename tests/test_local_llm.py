@@ -14,7 +14,7 @@ from rag import RAG, local_llm, multilingual
 from rag.citations import markers_in
 from rag.generators import GeneratorError, OpenAIGenerator, resolve_name
 from rag.local_llm import (BundledModel, LocalGenerator, ModelFileError, answer_messages, ensure_bundled,
-                           locate_parts)
+                           locate_parts, select_passages)
 from rag.prompts import NOT_FOUND
 from rag.settings import Settings
 
@@ -213,7 +213,8 @@ def test_openai_generator_against_llama_cpp_http_server(seeded_store, local_mode
 
     # The same client with the local model's prompt gives the grounded answer.
     sources = bot.retrieve(q["question"])
-    reply = OpenAIGenerator(bot.settings).complete(answer_messages(q["question"], sources), max_tokens=60)
+    passages = select_passages(q["question"], sources, bot.embedder).passages
+    reply = OpenAIGenerator(bot.settings).complete(answer_messages(q["question"], passages), max_tokens=60)
     assert matches(reply, q["answer"]), reply
 
     wrong = RAG(s, openai_base_url=local_model.base_url, openai_api_key="wrong-key", llm_model="qwen")
