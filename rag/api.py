@@ -255,6 +255,10 @@ class RAG:
         if name == "openai":
             info["model"] = self.settings.llm_model
             info["endpoint"] = self.settings.openai_base_url or "https://api.openai.com/v1"
+        if name == "local":
+            from .local_llm import describe
+
+            info.update(describe(self.settings))
         if why:
             info["note"] = why
         return info
