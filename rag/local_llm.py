@@ -488,3 +488,10 @@ class LocalGenerator:
                 yield item
         finally:
             stop.set()
+
+
+def describe(settings: Settings) -> dict:
+    """What `rag status` shows for the local generator; loads nothing."""
+    model = (str(Path(settings.local_model_path).expanduser()) if settings.local_model_path
+             else "Qwen2.5-Coder-1.5B-Instruct Q4_K_M (bundled)")
+    return {"model": model, "threads": min(settings.llm_threads, os.cpu_count() or 1)}

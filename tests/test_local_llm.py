@@ -114,6 +114,13 @@ def test_other_gguf_path_is_checked(tmp_path):
         local_llm.model_file(Settings(local_model_path=not_gguf))
 
 
+def test_status_names_the_local_model_or_why_it_cannot_run(tmp_path):
+    ok = RAG(store_dir=tmp_path / "s").generator_status()
+    assert ok["generator"] == "local" and "Qwen2.5-Coder-1.5B" in ok["model"] and ok["threads"] >= 1
+    missing = RAG(store_dir=tmp_path / "s", local_model_path=tmp_path / "absent.gguf").generator_status()
+    assert missing["generator"] == "extractive" and "absent.gguf does not exist" in missing["note"]
+
+
 def test_language_detection():
     assert multilingual.language_of("What remains a critical barrier to China's AI self-sufficiency?") is None
     assert multilingual.language_of("哪些公司与政府研究人员合作？") == "Chinese"
