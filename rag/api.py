@@ -192,14 +192,11 @@ class RAG:
         question = self.validate(question)  # raise now, not on first iteration
         return AnswerStream(self._answer(question, generator, top_k, history or []))
 
-    def search_query(self, question: str, history: list[dict], gen: Optional[Generator]) -> str:
-        """The text to retrieve with. Hook for follow-ups (made standalone from the history) and
-        questions in other languages (rewritten by the model)."""
-        from .conversation import standalone_question
-        question = standalone_question(question, history, gen)  # follow-ups -> standalone
+    def search_query(self, question: str, gen: Optional[Generator]) -> str:
+        """The text to retrieve with: questions in other languages rewritten in English by the model."""
         from .multilingual import retrieval_query
-        question = retrieval_query(question, gen)  # other languages -> English
-        return question
+
+        return retrieval_query(question, gen)
 
     def _answer(self, question: str, generator: Optional[str], top_k: Optional[int], history: list[dict]):
         t0 = time.perf_counter()
@@ -211,7 +208,15 @@ class RAG:
             gen = make_generator(name, self.settings, self.embedder, self.retriever.lexical.idf)
         except GeneratorError as exc:
             fallback = f"{exc}; answered with the extractive generator instead"
-        sources = self.retrieve(self.search_query(question, history, gen), top_k=top_k)
+        # A follow-up ("what about Huawei?") becomes a standalone question for retrieval and the
+        # generator alike; the Answer still records what the user asked.
+        asked = question
+        if history:
+            from .conversation import standalone_question
+
+            question = standalone_question(question, history, gen)
+        query = self.search_query(question, gen)
+        sources = self.retrieve(query, top_k=top_k)
         text = ""
         if not sources or max(s.similarity for s in sources) < self.settings.min_similarity:
             text = prompts.NOT_FOUND  # nothing close enough to ground an answer on
@@ -227,7 +232,7 @@ class RAG:
         if gen is None and text != prompts.NOT_FOUND:
             name = "extractive"
             yield f"\n\n[{fallback}]\n\n"
-            text = "".join(self._extractive().stream(question, sources))
+            text = "".join(self._extractive().stream(query, sources))  # quotes match English text
             yield text
         checked, answered = citations.check(text, sources)
         if answered and name != "extractive" and not citations.markers_in(checked):
@@ -237,11 +242,11 @@ class RAG:
                         "answered with the extractive generator instead")
             name = "extractive"
             yield f"\n\n[{fallback}]\n\n"
-            text = "".join(self._extractive().stream(question, sources))
+            text = "".join(self._extractive().stream(query, sources))  # quotes match English text
             yield text
             checked, answered = citations.check(text, sources)
         yield Answer(
-            question=question, answer=checked, answered=answered, generator=name,
+            question=asked, answer=checked, answered=answered, generator=name,
             sources=sources, seconds=time.perf_counter() - t0, fallback_reason=fallback,
         )
 
