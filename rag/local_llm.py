@@ -376,6 +376,15 @@ class LocalGenerator:
                 cls._shared = loaded
             return cls._shared
 
+    @classmethod
+    def unload(cls) -> None:
+        """Let the process's model go (memory back; the next shared() loads it again)."""
+        with cls._shared_lock:
+            current, cls._shared = cls._shared, None
+            if current is not None:
+                with current._lock:
+                    current.close()
+
     @staticmethod
     def _key_of(settings: Settings):
         return (settings.local_model_path, settings.local_cache_dir, settings.llm_threads, settings.llm_context)

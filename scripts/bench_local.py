@@ -7,9 +7,11 @@ without another busy process (an embedding loop) beside it.
     .venv/bin/python scripts/bench_local.py --threads 1,2 --load none,embed --repeats 3
     .venv/bin/python scripts/bench_local.py --cold                 # also time the first join
 
-Questions: ../shared/eval/seedqa-sample.jsonl (read from there, never copied). Timings are medians
-over --repeats; the load average at the start of each run is printed, because on a shared machine
-other processes change every figure."""
+Questions: ../shared/eval/seedqa-sample.jsonl (read from there, never copied). Each repeat loads
+the model afresh and asks every question once, in order, right after the load (so the first
+question also waits for the system prompt's warm-up); timings are medians over --repeats. The load
+average at the start of each run is printed: on a shared machine other processes change every
+figure."""
 
 from __future__ import annotations
 
@@ -57,11 +59,17 @@ def correct(answer, q) -> bool:
     return answer.answered and groups_ok and bool(cites) and set(cites) <= valid
 
 
-def run(bot: RAG, questions: list[dict], repeats: int) -> list[dict]:
-    rows = []
-    for q in questions:
-        ttfts, totals, oks, last = [], [], [], None
-        for _ in range(repeats):
+def run(bot: RAG, questions: list[dict], repeats: int) -> tuple[list[dict], list[float]]:
+    """Each repeat loads the model afresh and asks every question once: llama.cpp caches prompts
+    (in the slot and in RAM), so a question asked twice to one model would measure that cache."""
+    times: dict[str, list] = {q["id"]: [] for q in questions}
+    loads, last = [], {}
+    for _ in range(repeats):
+        LocalGenerator.unload()
+        t0 = time.perf_counter()
+        LocalGenerator.shared(bot.settings)
+        loads.append(time.perf_counter() - t0)
+        for q in questions:
             t0 = time.perf_counter()
             first = None
             stream = bot.ask_stream(q["question"], generator="local")
@@ -69,16 +77,18 @@ def run(bot: RAG, questions: list[dict], repeats: int) -> list[dict]:
                 if first is None:
                     first = time.perf_counter() - t0
             total = time.perf_counter() - t0
-            last = stream.answer
-            ttfts.append(first if first is not None else total)
-            totals.append(total)
-            oks.append(correct(last, q))
+            times[q["id"]].append((first if first is not None else total, total, correct(stream.answer, q)))
+            last[q["id"]] = stream.answer
+    rows = []
+    for q in questions:
+        ttfts, totals, oks = zip(*times[q["id"]])
+        a = last[q["id"]]
         rows.append({
             "id": q["id"], "type": q.get("type"), "ttft_s": round(statistics.median(ttfts), 2),
             "total_s": round(statistics.median(totals), 2), "correct": all(oks),
-            "answered": last.answered, "generator": last.generator, "answer": last.answer,
+            "answered": a.answered, "generator": a.generator, "answer": a.answer,
         })
-    return rows
+    return rows, loads
 
 
 def main(argv=None) -> int:
@@ -118,12 +128,10 @@ def main(argv=None) -> int:
                 bot = RAG(docs_dir=args.docs, store_dir=store, llm_threads=threads)
                 bot.ensure_indexed()
                 bot.retrieve("warm up the embedder and the BM25 index")
-                t0 = time.perf_counter()
-                gen = LocalGenerator.shared(bot.settings)
-                load_s = time.perf_counter() - t0
-                time.sleep(0.5)
                 loadavg = os.getloadavg()[0]
-                rows = run(bot, questions, args.repeats)
+                rows, loads = run(bot, questions, args.repeats)
+                gen = LocalGenerator.shared(bot.settings)
+                load_s = statistics.median(loads)
                 answerable = [r for r in rows if r["type"] != "unanswerable"]
                 summary = {
                     "threads": threads, "load": load, "loadavg_1min": round(loadavg, 2),
