@@ -58,7 +58,8 @@ TRANSLATE_TO_ENGLISH = (
 
 def translate_from_english(language: str) -> str:
     return (
-        f"Translate the user's text from English into {language}. Keep names and numbers. "
+        f"Translate the user's text from English into {language}. Keep the names of people, "
+        "companies and products exactly as written in English, and keep numbers. "
         f"Reply with the {language} translation only."
     )
 
