@@ -10,6 +10,7 @@ perturbed), because embedding 100,000 chunks for real would take an hour on two 
 from __future__ import annotations
 
 import json
+import os
 import random
 import resource
 import shutil
@@ -48,7 +49,8 @@ SEED_QUESTIONS = [
 class Plan:
     """How big each part is; `quick` shrinks everything for tests."""
 
-    index_docs: int = 240          # ~500 chunks, embedded for real twice (embed alone, then RAG.index)
+    index_docs: int = 120          # ~400 chunks, embedded for real per round (embed alone, then RAG.index)
+    rounds: int = 3                # interleaved rounds: a busy neighbour disturbs both measures alike
     reindex_docs: int = 5000       # files on disk for the unchanged re-index (~10,000 chunks)
     sizes: tuple[int, ...] = (1_000, 3_000, 10_000, 30_000, 100_000)
     queries: int = 100             # timed queries per size
@@ -56,7 +58,7 @@ class Plan:
 
     @classmethod
     def quick(cls) -> "Plan":
-        return cls(index_docs=12, reindex_docs=150, sizes=(100, 300), queries=10, answer_rounds=1)
+        return cls(index_docs=12, rounds=2, reindex_docs=150, sizes=(100, 300), queries=10, answer_rounds=1)
 
 
 # ---- real text, recombined ------------------------------------------------------------------------
@@ -183,7 +185,7 @@ def bench_seeds(work: Path, plan: Plan) -> dict:
             "extractive_answer_ms_p50": a50, "extractive_answer_ms_p95": a95}
 
 
-def bench_throughput(work: Path, maker: TextMaker, plan: Plan, rounds: int = 2) -> tuple[dict, np.ndarray]:
+def bench_throughput(work: Path, maker: TextMaker, plan: Plan) -> tuple[dict, np.ndarray]:
     """Raw model throughput on the very chunks the indexer will make, against RAG.index() on the
     files; interleaved rounds so a busy neighbour disturbs both alike. Returns the chunk vectors."""
     docs = work / "throughput_docs"
@@ -194,12 +196,13 @@ def bench_throughput(work: Path, maker: TextMaker, plan: Plan, rounds: int = 2) 
     texts = [c.text for p in sorted(docs.glob("*.txt"))
              for c in chunker.chunk(load_document(p, docs, 10**9))]
     embedder.embed(texts[:8])  # load and warm the model
-    embed_rates, index_rates, stages = [], [], []
+    embed_rates, index_rates, embed_cpu, index_cpu, stages = [], [], [], [], []
     vectors = None
-    for r in range(rounds):
-        t0 = time.perf_counter()
+    for r in range(plan.rounds):
+        t0, c0 = time.perf_counter(), time.process_time()
         vectors = embedder.embed(texts)
         embed_rates.append(len(texts) / (time.perf_counter() - t0))
+        embed_cpu.append(len(texts) / (time.process_time() - c0))
 
         bot = RAG(docs_dir=docs, store_dir=work / f"throughput_store{r}")
         timer = StageTimer()
@@ -208,9 +211,10 @@ def bench_throughput(work: Path, maker: TextMaker, plan: Plan, rounds: int = 2) 
         timer.wrap(bot.store, "commit_documents", "store writes")
         timer.wrap(bot.retriever, "sync_lexical", "bm25 build")
         try:
-            t0 = time.perf_counter()
+            t0, c0 = time.perf_counter(), time.process_time()
             report = bot.index()
             total = time.perf_counter() - t0
+            index_cpu.append(report.embedded / (time.process_time() - c0))
         finally:
             timer.restore()
         index_rates.append(report.embedded / total)
@@ -223,6 +227,8 @@ def bench_throughput(work: Path, maker: TextMaker, plan: Plan, rounds: int = 2) 
         "embed_chunks_per_s": round(embed_rate, 2),
         "index_chunks_per_s": round(index_rate, 2),
         "index_vs_embed": round(index_rate / embed_rate, 3),
+        # per CPU second of this process: less disturbed by other processes than wall-clock rates
+        "index_vs_embed_cpu": round(float(np.median(index_cpu) / np.median(embed_cpu)), 3),
         "rounds": {"embed_chunks_per_s": [round(x, 2) for x in embed_rates],
                    "index_chunks_per_s": [round(x, 2) for x in index_rates]},
         "index_breakdown_s": breakdown,
@@ -263,7 +269,12 @@ def chunk_files(bot: RAG, docs: Path, paths: list[Path]) -> Iterator[tuple[Catal
         yield CatalogEntry(doc.doc_id, doc.sha256, doc.title, doc.file_name, len(chunks), time.time()), chunks
 
 
-def synthetic_chunks(maker: TextMaker, start: int, n_docs: int, per_doc: int = 2):
+# Longer documents past the file corpus: 8 chunks each keeps the catalog under ~20,000 documents at
+# 100,000 chunks (Chroma 1.5.9 fails to list more than ~32,000 catalog records in one get).
+SYNTH_CHUNKS_PER_DOC = 8
+
+
+def synthetic_chunks(maker: TextMaker, start: int, n_docs: int, per_doc: int = SYNTH_CHUNKS_PER_DOC):
     """Documents that never touch the disk, for the sizes past the re-index corpus."""
     entries, chunks = [], []
     for i in range(start, start + n_docs):
@@ -279,16 +290,21 @@ def synthetic_chunks(maker: TextMaker, start: int, n_docs: int, per_doc: int = 2
     return entries, chunks
 
 
-def time_queries(bot: RAG, questions: list[str], n: int) -> tuple[float, float]:
+def time_queries(bot: RAG, questions: list[str], n: int) -> tuple[float, float, float]:
+    """p50 and p95 of the whole retrieval (RAG.retrieve, warm), and p50 of the query embedding alone
+    (the part a busy machine disturbs most)."""
     for q in questions[:5]:
         bot.retrieve(q)  # warm
-    took = []
+    took, embed = [], []
     for i in range(n):
         q = questions[i % len(questions)]
         t0 = time.perf_counter()
         bot.retrieve(q)
         took.append(time.perf_counter() - t0)
-    return _ms(took)
+        t0 = time.perf_counter()
+        bot.embedder.embed([q])
+        embed.append(time.perf_counter() - t0)
+    return (*_ms(took), _ms(embed)[0])
 
 
 def query_texts(scifact_dir: Optional[Path]) -> list[str]:
@@ -305,10 +321,10 @@ def bench_scale(work: Path, maker: TextMaker, plan: Plan, vector_pool: np.ndarra
                 bar: Callable) -> dict:
     """Re-index of unchanged files, then query latency as the store grows."""
     docs = work / "scale_docs"
-    paths = write_docs(docs, maker, plan.reindex_docs, words=190)
+    paths = write_docs(docs, maker, plan.reindex_docs, words=170)
     bot = RAG(docs_dir=docs, store_dir=work / "scale_store")
     gen = GeneratedStore(bot, vector_pool)
-    by_size, reindex, pending_e, pending_c = [], None, [], []
+    by_size, embed_ms, reindex, pending_e, pending_c = [], [], None, [], []
     sizes = list(plan.sizes)
     file_items = chunk_files(bot, docs, paths)
     next_synth = 0
@@ -339,7 +355,7 @@ def bench_scale(work: Path, maker: TextMaker, plan: Plan, vector_pool: np.ndarra
                            "reindex_unchanged_s": round(float(np.median(took)), 3),
                            "runs_s": [round(t, 3) for t in took]}
         else:
-            n_docs = max(1, min(5000, (target - gen.chunks + 1) // 2))
+            n_docs = max(1, min(1000, -(-(target - gen.chunks) // SYNTH_CHUNKS_PER_DOC)))
             entries, chunks = synthetic_chunks(maker, next_synth, n_docs)
             next_synth += n_docs
             gen.add(entries, chunks)
@@ -347,10 +363,11 @@ def bench_scale(work: Path, maker: TextMaker, plan: Plan, vector_pool: np.ndarra
         while sizes and gen.chunks >= sizes[0]:
             sizes.pop(0)
             gen.sync()
-            p50, p95 = time_queries(bot, questions, plan.queries)
+            p50, p95, embed_p50 = time_queries(bot, questions, plan.queries)
             by_size.append({"chunks": gen.chunks, "query_ms_p50": p50, "query_ms_p95": p95})
+            embed_ms.append(embed_p50)
     progress.close()
-    return {"reindex": reindex, "by_size": by_size}
+    return {"reindex": reindex, "by_size": by_size, "query_embed_ms_p50": embed_ms}
 
 
 # ---- plots --------------------------------------------------------------------------------------
@@ -409,28 +426,36 @@ def run(out: Path, plan: Plan, scifact_dir: Optional[Path] = SCIFACT, keep: bool
     shutil.rmtree(work, ignore_errors=True)
     work.mkdir()
     t_start = time.perf_counter()
+    load_start = round(os.getloadavg()[0], 2)
     try:
         steps = bar(total=3, desc="bench")
+        phases: dict[str, float] = {}
+        t0 = time.perf_counter()
         steps.set_postfix_str("seeds")
         seeds = bench_seeds(work, plan)
         steps.update()
         pool = sentence_pool(scifact_dir)
         maker = TextMaker(pool)
+        phases["seeds"] = time.perf_counter() - t0
         steps.set_postfix_str("embedding vs indexing")
         throughput, vectors = bench_throughput(work, maker, plan)
         steps.update()
+        phases["throughput"] = time.perf_counter() - t0 - sum(phases.values())
         steps.set_postfix_str("re-index and query latency by size")
         scale = bench_scale(work, maker, plan, vectors, query_texts(scifact_dir), bar)
         steps.update()
+        phases["scale"] = time.perf_counter() - t0 - sum(phases.values())
         steps.close()
     finally:
         if not keep:
             shutil.rmtree(work, ignore_errors=True)
-    near_10k = min(scale["by_size"], key=lambda r: abs(r["chunks"] - 10_000))
+    i10k = min(range(len(scale["by_size"])), key=lambda i: abs(scale["by_size"][i]["chunks"] - 10_000))
+    near_10k = scale["by_size"][i10k]
     result = {
         "embed_chunks_per_s": throughput["embed_chunks_per_s"],
         "index_chunks_per_s": throughput["index_chunks_per_s"],
         "index_vs_embed": throughput["index_vs_embed"],
+        "index_vs_embed_cpu": throughput["index_vs_embed_cpu"],
         "throughput_chunks": throughput["chunks"],
         "throughput_rounds": throughput["rounds"],
         "index_breakdown_s": throughput["index_breakdown_s"],
@@ -440,6 +465,7 @@ def run(out: Path, plan: Plan, scifact_dir: Optional[Path] = SCIFACT, keep: bool
         "query_ms_p50": near_10k["query_ms_p50"],
         "query_ms_p95": near_10k["query_ms_p95"],
         "query_chunks": near_10k["chunks"],
+        "query_embed_ms_p50": scale["query_embed_ms_p50"][i10k],
         "extractive_answer_ms_p50": seeds["extractive_answer_ms_p50"],
         "by_size": scale["by_size"],
         "seeds": seeds,
@@ -447,6 +473,9 @@ def run(out: Path, plan: Plan, scifact_dir: Optional[Path] = SCIFACT, keep: bool
         "sentence_pool": len(pool),
         "quick": plan == Plan.quick(),
         "seconds": round(time.perf_counter() - t_start, 1),
+        "phase_seconds": {k: round(v, 1) for k, v in phases.items()},
+        # the machine's 1-minute load average before and after: figures from a busy machine are slower
+        "load_avg": [load_start, round(os.getloadavg()[0], 2)],
     }
     result["plots"] = plot(result, out)
     (out / "bench.json").write_text(json.dumps(result, indent=2))
@@ -458,9 +487,11 @@ def format_result(r: dict) -> str:
         f"embedding alone   {r['embed_chunks_per_s']:8.1f} chunks/s",
         f"indexing          {r['index_chunks_per_s']:8.1f} chunks/s ({r['index_vs_embed']:.2f} of embedding alone)",
         f"unchanged re-index of {r['reindex_documents']:,} documents: {r['reindex_unchanged_s']:.2f} s",
-        f"query at {r['query_chunks']:,} chunks: p50 {r['query_ms_p50']:.1f} ms, p95 {r['query_ms_p95']:.1f} ms",
+        f"query at {r['query_chunks']:,} chunks: p50 {r['query_ms_p50']:.1f} ms, p95 {r['query_ms_p95']:.1f} ms "
+        f"(query embedding alone p50 {r['query_embed_ms_p50']:.1f} ms)",
         f"extractive answer (seeds): p50 {r['extractive_answer_ms_p50']:.1f} ms",
-        f"peak memory {r['peak_rss_mb']:.0f} MB; {r['seconds']:.0f} s in all",
+        f"peak memory {r['peak_rss_mb']:.0f} MB; {r['seconds']:.0f} s in all; load average "
+        f"{r['load_avg'][0]} at the start, {r['load_avg'][1]} at the end",
         "query latency by size:",
     ]
     lines += [f"  {s['chunks']:>8,} chunks  p50 {s['query_ms_p50']:7.1f} ms  p95 {s['query_ms_p95']:7.1f} ms"
