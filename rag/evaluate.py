@@ -207,7 +207,7 @@ def eval_beir(data_dir: Path, split: str = "test", store_dir: Optional[Path] = N
                   "skipped": len(report.skipped), "seconds": round(report.seconds, 1)},
         "store": str(store_dir),
         "settings": {k: getattr(bot.settings, k) for k in
-                     ("chunk_size", "chunk_overlap", "rrf_k", "dense_weight", "bm25_weight", "candidates")},
+                     ("chunk_size", "chunk_overlap", "fusion", "rrf_k", "dense_weight", "bm25_weight", "candidates")},
     }
 
 
