@@ -14,28 +14,19 @@ import os
 import re
 import threading
 import unicodedata
-import time
 from pathlib import Path
 from typing import Iterator, Optional
 
-from . import citations, prompts
 from .chunks import Chunker
 from .embeddings import get_embedder
-from .generators import Generator, GeneratorError, make_generator, resolve_name
+from .errors import DocumentError, QuestionError  # noqa: F401 - re-exported where it used to live
+from .generators import resolve_name
 from .indexer import Indexer, Progress
 from .lexical import LexicalIndex
 from .models import Answer, IndexReport, Source
 from .retrieval import Mode, Retriever
 from .settings import Settings
 from .store import Store
-
-
-class QuestionError(ValueError):
-    """The question cannot be asked as it is; the message tells the user why."""
-
-
-class DocumentError(ValueError):
-    """A document cannot be added or deleted; the message tells the user why."""
 
 
 def safe_file_name(name: str) -> str:
@@ -177,8 +168,33 @@ class RAG:
             raise QuestionError("The question has no words to search for.")
         return question
 
+    def top_k_range(self) -> tuple[int, int]:
+        """The top_k values a question may ask for (RAG_TOP_K's bounds)."""
+        low = high = None
+        for bound in Settings.model_fields["top_k"].metadata:
+            low = getattr(bound, "ge", low)
+            high = getattr(bound, "le", high)
+        return int(low or 1), int(high or 50)
+
+    def validate_options(self, top_k: Optional[int] = None, generator: Optional[str] = None,
+                         mode: Optional[str] = None, history: Optional[list] = None) -> None:
+        """Raise QuestionError (a ValueError) naming the allowed values for a bad argument."""
+        from .generators import names
+
+        low, high = self.top_k_range()
+        if top_k is not None and (isinstance(top_k, bool) or not isinstance(top_k, int) or not low <= top_k <= high):
+            raise QuestionError(f"top_k must be a whole number from {low} to {high}, not {top_k!r}")
+        if generator is not None and generator not in names():
+            raise QuestionError(f"generator must be one of {', '.join(names())}, not {generator!r}")
+        if mode is not None and mode not in ("hybrid", "dense", "bm25"):
+            raise QuestionError(f"mode must be one of hybrid, dense, bm25, not {mode!r}")
+        if history is not None and (not isinstance(history, list) or not all(
+                isinstance(t, dict) and t.get("role") in ("user", "assistant") for t in history)):
+            raise QuestionError('history must be a list of {"role": "user"|"assistant", "content": text} turns')
+
     def retrieve(self, question: str, top_k: Optional[int] = None, mode: Mode = "hybrid") -> list[Source]:
         question = self.validate(question)
+        self.validate_options(top_k=top_k, mode=mode)
         self.store.check_model(self.embedder.name)
         return self.retriever.retrieve(question, top_k=top_k, mode=mode)
 
@@ -190,68 +206,25 @@ class RAG:
                    history: Optional[list[dict]] = None) -> AnswerStream:
         """history: earlier turns as [{"role": "user"|"assistant", "content": str}, ...]."""
         question = self.validate(question)  # raise now, not on first iteration
+        self.validate_options(top_k=top_k, generator=generator, history=history)
         return AnswerStream(self._answer(question, generator, top_k, history or []))
 
-    def search_query(self, question: str, gen: Optional[Generator]) -> str:
-        """The text to retrieve with: questions in other languages rewritten in English by the model."""
-        from .multilingual import retrieval_query
-
-        return retrieval_query(question, gen)
-
     def _answer(self, question: str, generator: Optional[str], top_k: Optional[int], history: list[dict]):
-        t0 = time.perf_counter()
-        self.ensure_indexed()
-        name, _ = resolve_name(self.settings, generator)
-        fallback = None
-        gen: Optional[Generator] = None
-        try:
-            gen = make_generator(name, self.settings, self.embedder, self.retriever.lexical.idf)
-        except GeneratorError as exc:
-            fallback = f"{exc}; answered with the extractive generator instead"
-        # A follow-up ("what about Huawei?") becomes a standalone question for retrieval and the
-        # generator alike; the Answer still records what the user asked.
-        asked = question
-        if history:
-            from .conversation import standalone_question
+        from .answering import Pipeline
 
-            question = standalone_question(question, history, gen)
-        query = self.search_query(question, gen)
-        sources = self.retrieve(query, top_k=top_k)
-        text = ""
-        if not sources or max(s.similarity for s in sources) < self.settings.min_similarity:
-            text = prompts.NOT_FOUND  # nothing close enough to ground an answer on
-            yield text
-        elif gen is not None:
-            try:
-                for delta in gen.stream(question, sources):
-                    text += delta
-                    yield delta
-            except GeneratorError as exc:
-                fallback = f"{exc}; answered with the extractive generator instead"
-                gen = None
-        if gen is None and text != prompts.NOT_FOUND:
-            name = "extractive"
-            yield f"\n\n[{fallback}]\n\n"
-            text = "".join(self._extractive().stream(query, sources))  # quotes match English text
-            yield text
-        checked, answered = citations.check(text, sources)
-        if answered and name != "extractive" and not citations.markers_in(checked):
-            # Nothing the model said is supported by a passage (made up, or a document's injected
-            # instructions obeyed): quote the passages rather than show it.
-            fallback = (f"the {name} model's answer was not supported by the documents; "
-                        "answered with the extractive generator instead")
-            name = "extractive"
-            yield f"\n\n[{fallback}]\n\n"
-            text = "".join(self._extractive().stream(query, sources))  # quotes match English text
-            yield text
-            checked, answered = citations.check(text, sources)
-        yield Answer(
-            question=asked, answer=checked, answered=answered, generator=name,
-            sources=sources, seconds=time.perf_counter() - t0, fallback_reason=fallback,
-        )
+        return Pipeline(self).run(question, generator, top_k, history)
 
-    def _extractive(self) -> Generator:
-        return make_generator("extractive", self.settings, self.embedder, self.retriever.lexical.idf)
+    def generator_choices(self) -> tuple[list[str], str]:
+        """(the generators that can answer here, the one used when none is named)."""
+        from .generators import available
+
+        choices = available(self.settings)
+        return choices, choices[0]
+
+    def warm_up(self) -> None:
+        """Load what the first question needs (BM25 index, embedding model), so it is answered fast."""
+        self.retriever.sync_lexical()
+        self.embedder.embed(["warm-up"])
 
     # ---- status ----------------------------------------------------------------------------
     def generator_status(self) -> dict:
@@ -261,7 +234,7 @@ class RAG:
             info["model"] = self.settings.llm_model
             info["endpoint"] = self.settings.openai_base_url or "https://api.openai.com/v1"
         if name == "local":
-            from .local_llm import describe
+            from .local_weights import describe
 
             info.update(describe(self.settings))
         if why:
@@ -276,6 +249,13 @@ class RAG:
             "chunks": self.store.chunk_count(),
             "embedding_model": record.get("embed_model") or self.settings.embed_model,
             "store": self.settings.describe_store(),
+            "store_bytes": self.store_bytes(),
             "docs_dir": str(self.settings.docs_dir.resolve()),
             **self.generator_status(),
         }
+
+    def store_bytes(self) -> Optional[int]:
+        """Size of the on-disk store; None for a Chroma server (its size is the server's)."""
+        if self.settings.chroma_host:
+            return None
+        return sum(p.stat().st_size for p in self.settings.store_dir.rglob("*") if p.is_file())

@@ -9,7 +9,7 @@ from llama_index.core import Document as LIDocument
 from llama_index.core.node_parser import SentenceSplitter
 
 from .models import Chunk, Document
-from .sentences import chunking_pieces
+from .text import chunking_pieces
 
 
 class Chunker:
@@ -30,11 +30,12 @@ class Chunker:
         chunks, cursor = [], 0
         for i, node in enumerate(nodes):
             text = node.get_content()
-            start = node.start_char_idx
+            start = getattr(node, "start_char_idx", None)  # TextNode has offsets; BaseNode does not say
             if start is None:  # splitter normalised whitespace; find it near where we are
                 start = doc.text.find(text[:50], max(0, cursor - 2000))
                 start = max(start, 0)
-            end = node.end_char_idx if node.end_char_idx is not None else start + len(text)
+            end = getattr(node, "end_char_idx", None)
+            end = end if end is not None else start + len(text)
             cursor = end
             chunk_id = hashlib.sha1(f"{doc.doc_id}\0{doc.sha256}\0{i}".encode()).hexdigest()
             chunks.append(

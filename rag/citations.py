@@ -1,24 +1,48 @@
-"""Checks an answer's citations against the retrieved passages: invented markers are removed,
-uncited factual sentences get the passage that supports them, refusals carry no citations."""
+"""Checks an answer's citations against the retrieved passages.
+
+A sentence is supported by a passage when what it *adds* beyond the question (its new content words,
+names and numbers) is in that passage, and the passage does not contradict it (a number tied to
+another year or name, "not" where the passage affirms). Every marker, whether the model wrote it or
+the code adds it, is checked that way: a marker on an unsupported sentence is removed, an uncited
+supported sentence gets the passage that supports it. A sentence that adds nothing to the question
+is an echo and gets no citation; an answer made only of echoes and unsupported sentences is not an
+answer. Refusals become the fixed NOT_FOUND sentence with no citations."""
 
 from __future__ import annotations
 
 import re
-from functools import lru_cache
+from dataclasses import dataclass
+from typing import Optional, Sequence
 
-from .sentences import split_sentences
 from .models import Source
 from .prompts import NOT_FOUND
-
-MARKER = re.compile(r"\s?\[(\d+(?:\s*,\s*\d+)*)\]")
-_WORD = re.compile(r"(?u)\w+")
-_STOP = frozenset(
-    "a an the and or but of to in on at for from by with as is are was were be been being it its "
-    "this that these those what which who whom whose when where why how do does did has have had "
-    "not no can could will would should may might must shall than then there their they them he "
-    "she his her we our you your i me my about into over under after before also said says say "
-    "according".split()
+from .text import (
+    MARKER,
+    NUMBER,
+    STOPWORDS,
+    WORD,
+    content_terms,
+    markers_in,
+    numbers_in,
+    split_sentences,
+    without_instructions,
 )
+
+__all__ = ["MARKER", "markers_in", "numbers_in", "content_terms", "added_terms", "is_echo", "support",
+           "supports", "best_support", "support_spans", "is_refusal", "strip_invalid", "check", "check_answer",
+           "Checked", "claims"]
+
+# Share of a sentence's added content words a passage must hold to support it.
+MIN_SUPPORT = 0.6
+# Words that add nothing a reader could check: an answer that adds only these restates the question.
+_VAGUE = frozenset(content_terms(
+    "now currently also still just really very many various several some certain significant important "
+    "key main major overall generally new recent recently deliver delivered make made take taken give "
+    "given get got happen happened discuss discussed mention mentioned talk talked describe described "
+    "state stated note noted report reported article articles document documents passage passages text "
+    "question answer yes"
+))
+_NEGATION = re.compile(r"\b(not|no|never|neither|nor|none|cannot|without)\b|n't\b", re.IGNORECASE)
 _REFUSAL = re.compile(
     r"(do(es)?\s*n[o']t|does not|do not)\s+(contain|mention|provide|include|say|specify|state|cover|have)"
     r"|\bno (information|mention|details?)\b|not (mentioned|provided|specified|stated|found|available|covered)\b"
@@ -26,43 +50,168 @@ _REFUSAL = re.compile(
     r"|无法|没有提(到|及)|未提(到|及)|不包含",
     re.IGNORECASE,
 )
+_NAME = re.compile(r"(?<![.!?]\s)(?<!^)\b[A-Z][\w&'-]*[A-Za-z]|\b[A-Z]{2,}\b")
 
 
-@lru_cache(maxsize=1)
-def _stemmer():
-    import Stemmer
-
-    return Stemmer.Stemmer("english")
-
-
-def content_terms(text: str) -> set[str]:
-    words = [w.lower() for w in _WORD.findall(text)]
-    return set(_stemmer().stemWords([w for w in words if w not in _STOP and len(w) > 1]))
+# ---- what a sentence adds ------------------------------------------------------------------------
+def added_terms(sentence: str, question: str = "") -> frozenset[str]:
+    """Content terms of the sentence that the question does not already hold."""
+    return content_terms(MARKER.sub(" ", sentence)) - content_terms(question)
 
 
-def support(sentence: str, passage: str) -> float:
-    """Share of the sentence's content words that the passage contains (0..1)."""
-    terms = content_terms(sentence)
-    if not terms:
+def is_echo(sentence: str, question: str) -> bool:
+    """True when the sentence only restates the question (adds no checkable word or number)."""
+    plain = MARKER.sub(" ", sentence)
+    if numbers_in(plain) - numbers_in(question):
+        return False
+    return not (added_terms(plain, question) - _VAGUE)
+
+
+def _names(text: str) -> set[str]:
+    """Capitalised words that are not at a sentence start: the names a sentence relies on."""
+    return {w.lower() for w in _NAME.findall(text)}
+
+
+def _spelled_out(acronym: str, passage: str) -> bool:
+    """"AI" stands in a passage that says "artificial intelligence"."""
+    if not 2 <= len(acronym) <= 6 or not acronym.isalpha():
+        return False
+    words = [w for w in _tokens(passage) if w not in STOPWORDS]
+    n = len(acronym)
+    return any("".join(w[0] for w in words[i:i + n]) == acronym for i in range(len(words) - n + 1))
+
+
+def _tokens(text: str) -> list[str]:
+    return [t.lower() for t in WORD.findall(text)]
+
+
+_CLAUSE = re.compile(r"[,;:]\s|\s(?:and|but|while|whereas|versus|vs\.?|compared with|up from|down from)\s|[()]")
+
+
+def _anchors(text: str, names: set[str]) -> set[str]:
+    return {t for t in _tokens(text) if t[0].isdigit() or t in names}
+
+
+def _anchors_agree(sentence: str, passage: str) -> bool:
+    """Numbers must stand with the same numbers and names as in the passage: "$15 billion in 2022"
+    is not supported by "$10 billion in 2022 and $15 billion in 2023". Each clause of the sentence
+    that ties a number to another number or name needs a passage clause holding the same ones, or a
+    passage sentence holding them and no other number (nothing there could have been swapped)."""
+    if not NUMBER.search(sentence):
+        return True
+    # Sentence-initial capitals count here ("Huawei sold ..."): a stray common word only makes the
+    # clause need one more passage word, which a faithful sentence has.
+    names = {w.lower() for w in re.findall(r"\b[A-Z][\w&'-]*", sentence)} - STOPWORDS
+    in_passage = set(_tokens(passage))
+    p_sentences = [passage[s:e] for s, e in split_sentences(passage)]
+    p_clauses = [set(_tokens(c)) for ps in p_sentences for c in _CLAUSE.split(ps)]
+    p_whole = [(set(_tokens(ps)), _anchors(ps, set())) for ps in p_sentences]
+    for clause in _CLAUSE.split(sentence):
+        tied = _anchors(clause, names) & in_passage
+        if len(tied) < 2 or not any(t[0].isdigit() for t in tied):
+            continue
+        if any(tied <= c for c in p_clauses):
+            continue
+        numbers = {t for t in tied if t[0].isdigit()}
+        if not any(tied <= toks and nums <= numbers for toks, nums in p_whole):
+            return False
+    return True
+
+
+def _window(sentence_terms: frozenset[str], passage: str) -> str:
+    """The one or two adjacent passage sentences that hold most of the sentence's terms: negation
+    is compared against what the passage says about the same thing, not anywhere in it."""
+    spans = split_sentences(passage) or [(0, len(passage))]
+    texts = [passage[s:e] for s, e in spans]
+    windows = texts + [f"{a} {b}" for a, b in zip(texts, texts[1:])]
+    return max(windows, key=lambda w: (len(sentence_terms & content_terms(w)), -len(w)))
+
+
+def _negates(text: str, about: frozenset[str]) -> bool:
+    """Does a "not"/"no"/"never" in the text bear on these terms (one of them within four words after
+    it)? A passage's "not just the powerful" says nothing against a claim about education."""
+    for m in _NEGATION.finditer(text):
+        following = " ".join(WORD.findall(text[m.end():])[:4])
+        if content_terms(following) & about:
+            return True
+    return False
+
+
+def support(sentence: str, passage: str, question: str = "") -> float:
+    """Share of what the sentence adds beyond the question that the passage holds (0..1); 0 when
+    the passage disagrees with it (numbers, names tied to numbers, negation). Sentences of the
+    passage that address the assistant ("ignore previous instructions ...") are no evidence."""
+    plain = MARKER.sub(" ", sentence)
+    passage = without_instructions(passage)
+    added = added_terms(plain, question) - _VAGUE  # "the article says" is not a claim to check
+    if not added:
         return 0.0
-    return len(terms & content_terms(passage)) / len(terms)
+    if not numbers_in(plain) <= numbers_in(passage) or not _anchors_agree(plain, passage):
+        return 0.0
+    held = added & content_terms(passage)
+    if len(held) / len(added) < 0.5:  # clearly unsupported: the finer checks cannot change that
+        return len(held) / len(added)
+    window = _window(added, passage)
+    if _negates(plain, added) != _negates(window, added):
+        return 0.0
+    # Names the sentence adds must be the passage's names, not merely its topic words.
+    in_passage = content_terms(passage)
+    missing_names = {n for n in _names(plain) - _names(question)
+                     if not content_terms(n) <= in_passage and not _spelled_out(n, passage)}
+    if missing_names:
+        return 0.0
+    return len(held) / len(added)
 
 
+def supports(sentence: str, passage: str, question: str = "", min_support: float = MIN_SUPPORT) -> bool:
+    return support(sentence, passage, question) >= min_support
+
+
+def best_support(sentence: str, sources: Sequence[Source], question: str = "") -> tuple[float, Optional[int]]:
+    """(support, marker) of the source that best supports the sentence."""
+    best: tuple[float, Optional[int]] = (0.0, None)
+    for s in sources:
+        score = support(sentence, s.text, question)
+        if score > best[0]:
+            best = (score, s.marker)
+    return best
+
+
+def support_spans(answer: str, source: Source, question: str = "") -> list[tuple[int, int]]:
+    """Character spans of the passage's sentences that support the answer sentences citing it: a
+    quoted sentence found verbatim, else the passage sentence that best supports the claim."""
+    claims = [MARKER.sub("", answer[s:e]).strip().strip("“”\"").strip() for s, e in split_sentences(answer)
+              if source.marker in markers_in(answer[s:e])]
+    spans = set()
+    sentences = split_sentences(source.text)
+    for claim in filter(None, claims):
+        at = source.text.find(claim)
+        if at >= 0:
+            spans.add((at, at + len(claim)))
+            continue
+        scored = [(support(claim, source.text[s:e], question), s, e) for s, e in sentences]
+        best = max(scored, default=(0.0, 0, 0))
+        if best[0] >= 0.5:
+            spans.add((best[1], best[2]))
+    merged: list[tuple[int, int]] = []
+    for s, e in sorted(spans):
+        if merged and s <= merged[-1][1]:
+            merged[-1] = (merged[-1][0], max(e, merged[-1][1]))
+        else:
+            merged.append((s, e))
+    return merged
+
+
+# ---- answers -------------------------------------------------------------------------------------
 def is_refusal(answer: str) -> bool:
     text = MARKER.sub("", answer).strip()
     if not text:
         return True
     if NOT_FOUND.lower().rstrip(".") in text.lower():
         return True
-    first = text[: split_sentences(text)[0][1]] if split_sentences(text) else text
+    spans = split_sentences(text)
+    first = text[: spans[0][1]] if spans else text
     return bool(_REFUSAL.search(first))
-
-
-def markers_in(answer: str) -> list[int]:
-    out = []
-    for m in MARKER.finditer(answer):
-        out.extend(int(n) for n in re.split(r"\s*,\s*", m.group(1)))
-    return out
 
 
 def strip_invalid(answer: str, valid: set[int]) -> str:
@@ -73,52 +222,86 @@ def strip_invalid(answer: str, valid: set[int]) -> str:
     return MARKER.sub(keep, answer)
 
 
-def _cite(sentence: str, marker: int) -> str:
-    body = sentence.rstrip()
-    m = re.search(r"[.!?。！？]+[\"'”’)]*$", body)
-    if m:
-        return f"{body[: m.start()]} [{marker}]{body[m.start():]}"
-    return f"{body} [{marker}]"
+def _cite(sentence: str, markers: list[int]) -> str:
+    """The sentence with its markers before the final full stop (after a closing quote)."""
+    body = MARKER.sub("", sentence).rstrip()
+    if not markers:
+        return body
+    mark = "".join(f" [{m}]" for m in markers)
+    end = re.search(r"[.!?。！？]+$", body)
+    if end:
+        return f"{body[: end.start()]}{mark}{body[end.start():]}"
+    return f"{body}{mark}"
 
 
-_NUMBER = re.compile(r"\d+(?:[.,]\d+)*")
+@dataclass
+class Claim:
+    """One answer sentence and what the check found."""
+
+    text: str  # without markers
+    markers: list[int]  # the markers it keeps
+    echo: bool
+    supported: bool
 
 
-def numbers_in(text: str) -> set[str]:
-    return {n.replace(",", "") for n in _NUMBER.findall(text)}
+def _claim(sentence: str, sources: Sequence[Source], question: str,
+           min_support: float = MIN_SUPPORT) -> Optional[Claim]:
+    """What the check finds for one sentence; None for a piece with no words (a heading mark)."""
+    plain = MARKER.sub("", sentence).strip()
+    if not re.search(r"\w", plain):
+        return None
+    if is_echo(plain, question):
+        return Claim(plain, [], True, False)
+    by_marker = {s.marker: s for s in sources}
+    written = [m for m in dict.fromkeys(markers_in(sentence)) if m in by_marker]
+    kept = [m for m in written if supports(plain, by_marker[m].text, question, min_support)]
+    if not kept:
+        score, marker = best_support(plain, sources, question)
+        if marker is not None and score >= min_support:
+            kept = [marker]
+    return Claim(plain, kept, False, bool(kept))
 
 
-def numbers_match(sentence: str, passage: str) -> bool:
-    """A passage supports no sentence that states a number it does not contain: a small model
-    puts plausible figures ("$100 million") next to words it copied from the passage."""
-    return numbers_in(sentence) <= numbers_in(passage)
+def claims(answer: str, sources: Sequence[Source], question: str = "") -> list[Claim]:
+    """The answer's sentences, each with the markers that survive the check: a marker the model
+    wrote stays when its passage supports the sentence; otherwise the best supporting passage's."""
+    found = (_claim(answer[s:e], sources, question) for s, e in split_sentences(answer))
+    return [c for c in found if c is not None]
 
 
-def attach_missing(answer: str, sources: list[Source], min_support: float = 0.5) -> str:
-    """Give each uncited sentence that states something from a passage that passage's marker."""
-    if not sources:
-        return answer
-    out, last = [], 0
-    for start, end in split_sentences(answer):
-        sentence = answer[start:end]
-        out.append(answer[last:start])
-        last = end
-        if MARKER.search(sentence) or len(content_terms(sentence)) < 2:
-            out.append(sentence)
-            continue
-        scored = [(support(sentence, s.text) if numbers_match(sentence, s.text) else 0.0, s.marker)
-                  for s in sources]
-        best, marker = max(scored)
-        out.append(_cite(sentence, marker) if best >= min_support else sentence)
-    out.append(answer[last:])
-    return "".join(out)
+@dataclass
+class Checked:
+    answer: str
+    answered: bool
+    claims: list[Claim]
 
 
-def check(answer: str, sources: list[Source]) -> tuple[str, bool]:
-    """(checked answer, answered). A refusal becomes the plain NOT_FOUND sentence."""
+def check_answer(answer: str, sources: Sequence[Source], question: str = "",
+                 min_support: float = MIN_SUPPORT) -> Checked:
+    """The checked answer: supported sentences with their markers, in place; echoes and unsupported
+    sentences dropped. Not answered when no sentence is supported."""
     if is_refusal(answer) or not sources:
-        return NOT_FOUND, False
-    answer = strip_invalid(answer, {s.marker for s in sources})
-    answer = attach_missing(answer, sources)
-    answer = re.sub(r"[ \t]{2,}", " ", answer).strip()
-    return answer, True
+        return Checked(NOT_FOUND, False, [])
+    pieces, found, last = [], [], 0
+    for start, end in split_sentences(answer):
+        pieces.append(answer[last:start])
+        last = end
+        claim = _claim(answer[start:end], sources, question, min_support)
+        if claim is None:
+            pieces.append(answer[start:end])
+            continue
+        found.append(claim)
+        if claim.supported:
+            pieces.append(_cite(answer[start:end], claim.markers))
+    pieces.append(answer[last:])
+    if not any(c.supported for c in found):
+        return Checked(NOT_FOUND, False, found)
+    text = re.sub(r"[ \t]{2,}", " ", "".join(pieces))
+    text = re.sub(r"\n{3,}", "\n\n", text).strip()
+    return Checked(text, True, found)
+
+
+def check(answer: str, sources: Sequence[Source], question: str = "") -> tuple[str, bool]:
+    """(checked answer, answered). A refusal becomes the plain NOT_FOUND sentence."""
+    result = check_answer(answer, sources, question)
+    return result.answer, result.answered

@@ -6,9 +6,10 @@ import argparse
 import json
 import sys
 from pathlib import Path
-from typing import Optional
+from typing import Callable, Optional
 
 from . import offline
+from .errors import CommandMissing
 
 offline.apply()
 
@@ -71,7 +72,9 @@ def _print_answer(answer, as_json: bool):
     if answer.fallback_reason:
         print(f"note: {answer.fallback_reason}", file=sys.stderr)
     print(answer.answer)
-    cited = {int(n) for n in __import__("re").findall(r"\[(\d+)\]", answer.answer)}
+    from .text import markers_in
+
+    cited = set(markers_in(answer.answer))
     for s in answer.sources:
         if s.marker in cited:
             print(f"  [{s.marker}] {s.title} ({s.file_name}, chars {s.start}-{s.end})")
@@ -82,7 +85,7 @@ def cmd_ask(args) -> int:
     from .api import QuestionError
 
     bot = _bot(args)
-    questions = [args.question] if args.question is not None else [l for l in sys.stdin if l.strip()]
+    questions = [args.question] if args.question is not None else [line for line in sys.stdin if line.strip()]
     status = 0
     for q in questions:
         try:
@@ -119,10 +122,29 @@ def cmd_status(args) -> int:
     return 0
 
 
-def cmd_serve(args) -> int:
-    from ui.app import serve
+# Commands implemented outside the engine (the UI's `serve`) register here in pyproject.toml, so
+# rag/ never imports the UI.
+COMMANDS_GROUP = "rag_chat.commands"
 
-    return serve(docs=args.docs, store=args.store, host=args.host, port=args.port) or 0
+
+def _installed_command(name: str) -> Callable[[argparse.Namespace], Optional[int]]:
+    from importlib.metadata import entry_points
+
+    found = entry_points(group=COMMANDS_GROUP, name=name)
+    if not found:
+        raise CommandMissing(
+            f"the `{name}` command is not installed (no '{name}' entry point in group {COMMANDS_GROUP}); "
+            f"reinstall the project: pip install -e ."
+        )
+    entry = next(iter(found))
+    try:
+        return entry.load()
+    except ImportError as exc:
+        raise CommandMissing(f"the `{name}` command ({entry.value}) cannot be imported: {exc}") from exc
+
+
+def cmd_serve(args) -> int:
+    return _installed_command("serve")(args) or 0
 
 
 def _tqdm_bar(enabled: bool):
@@ -134,23 +156,25 @@ def _tqdm_bar(enabled: bool):
 
 
 def cmd_eval(args) -> int:
-    from . import evaluate
+    # Imported here: the runtime package never loads the eval package at import time.
+    from rageval import beir, qa, report
 
     progress = not args.json
     if args.eval_command == "beir":
-        result = evaluate.eval_beir(Path(args.data), split=args.split,
-                                    store_dir=Path(args.store) if args.store else None,
-                                    bar=_tqdm_bar(progress), index_progress=_progress_bar(progress))
+        result = beir.eval_beir(Path(args.data), split=args.split,
+                                store_dir=Path(args.store) if args.store else None,
+                                bar=_tqdm_bar(progress), index_progress=_progress_bar(progress))
     else:
-        result = evaluate.eval_qa(Path(args.qa), docs_dir=args.docs, store_dir=args.store,
-                                  generator=args.generator, bar=_tqdm_bar(progress),
-                                  index_progress=_progress_bar(progress))
-    print(json.dumps(result, ensure_ascii=False) if args.json else evaluate.format_result(result))
+        result = qa.eval_qa(Path(args.qa), docs_dir=args.docs, store_dir=args.store,
+                            generator=args.generator, bar=_tqdm_bar(progress),
+                            index_progress=_progress_bar(progress), limit=args.limit, peer=args.peer,
+                            out=Path(args.out) if args.out else None)
+    print(json.dumps(result, ensure_ascii=False) if args.json else report.format_result(result))
     return 0
 
 
 def cmd_bench(args) -> int:
-    from . import bench
+    from rageval import bench
 
     plan = bench.Plan.quick() if args.quick else bench.Plan()
     if args.sizes:
@@ -206,6 +230,10 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--qa", required=True, help="JSONL question file (seedqa format)")
     common(e)
     e.add_argument("--generator", choices=["auto", "openai", "local", "extractive"])
+    e.add_argument("--limit", type=int, help="only the first N questions")
+    e.add_argument("--out", help="also write the full result to this JSON file")
+    e.add_argument("--peer", choices=["llamaindex"],
+                   help="also run the stock LlamaIndex pipeline (same embedding model and GGUF), scored alike")
     e.add_argument("--json", action="store_true")
     e.set_defaults(func=cmd_eval)
 
@@ -225,7 +253,7 @@ def main(argv: Optional[list[str]] = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return args.func(args)
-    except (StoreError, FileNotFoundError, ValueError) as exc:
+    except (StoreError, CommandMissing, FileNotFoundError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:

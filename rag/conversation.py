@@ -10,7 +10,7 @@ import re
 from typing import Optional
 
 from . import prompts
-from .citations import MARKER
+from .text import MARKER
 
 _WORD = re.compile(r"(?u)\w[\w'’-]*")
 # Words that carry no topic: question words, pronouns, fillers. A question made only of these and

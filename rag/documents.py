@@ -10,13 +10,10 @@ from html.parser import HTMLParser
 from pathlib import Path
 from typing import Iterable, Iterator, Union
 
+from .errors import UnreadableFile  # noqa: F401 - re-exported where it used to live
 from .models import Document, Skipped
 
 SUPPORTED_SUFFIXES = {".txt", ".md", ".markdown", ".html", ".htm", ".pdf"}
-
-
-class UnreadableFile(Exception):
-    """The file cannot be turned into text; the message says why."""
 
 
 def list_files(docs_dir: Path) -> Iterator[Union[Path, Skipped]]:
@@ -193,7 +190,8 @@ def scan(docs_dir: Path, max_bytes: int) -> Iterable[tuple[str, Path, str] | Ski
                 yield Skipped(rel, "empty file")
                 continue
             if size > max_bytes:
-                yield Skipped(rel, f"file is {size / 1e6:.1f} MB, over the {max_bytes / 1e6:.1f} MB limit (RAG_MAX_FILE_MB)")
+                yield Skipped(rel, f"file is {size / 1e6:.1f} MB, over the {max_bytes / 1e6:.1f} MB limit "
+                                   "(RAG_MAX_FILE_MB)")
                 continue
             yield rel, item, file_sha256(item.read_bytes())
         except OSError as exc:

@@ -65,14 +65,15 @@ class OpenAIEmbedder:
         self.name = f"openai:{model}"
         self.model = model
         key = settings.openai_api_key.get_secret_value() if settings.openai_api_key else "unused"
-        self.client = OpenAI(api_key=key, base_url=settings.openai_base_url, timeout=settings.llm_timeout, max_retries=1)
+        self.client = OpenAI(api_key=key, base_url=settings.openai_base_url, timeout=settings.llm_timeout,
+                             max_retries=1)
         self._tokenizer = AutoTokenizer.from_pretrained(bundled_model_path())
 
     def tokenize(self, text: str) -> list:
         return self._tokenizer.tokenize(text)
 
     def embed(self, texts: list[str]) -> np.ndarray:
-        out = []
+        out: list[list[float]] = []
         for i in range(0, len(texts), 64):
             resp = self.client.embeddings.create(model=self.model, input=texts[i : i + 64])
             out.extend(d.embedding for d in resp.data)

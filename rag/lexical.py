@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-import re
 import shutil
 import threading
 from pathlib import Path
@@ -12,13 +11,7 @@ from typing import Optional
 
 import numpy as np
 
-_WORD = re.compile(r"(?u)\b\w\w+\b|[\u4e00-\u9fff]")  # CJK characters count as words
-
-
-def _stemmer():
-    import Stemmer
-
-    return Stemmer.Stemmer("english")
+from .text import INDEX_TOKEN, stemmer
 
 
 class LexicalIndex:
@@ -32,14 +25,14 @@ class LexicalIndex:
         self.doc_ids: list[str] = []
         self.shas: list[str] = []
         self.retriever = None
-        self._stem = _stemmer()
+        self._stem = stemmer()
         self._lock = threading.Lock()
 
     def tokenize(self, texts: list[str]) -> list[list[str]]:
         import bm25s
 
         return bm25s.tokenize(texts, stopwords="en", stemmer=self._stem, return_ids=False,
-                              show_progress=False, token_pattern=_WORD.pattern)
+                              show_progress=False, token_pattern=INDEX_TOKEN.pattern)
 
     def build(self, version: int, rows: list[tuple[str, str, str, str]]):
         """rows: (chunk_id, doc_id, doc_sha256, text)."""

@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from typing import Optional
 
+from .text import MARKER, markers_in
+
 
 @dataclass
 class Document:
@@ -41,11 +43,13 @@ class Source:
     score: float
     similarity: float = 0.0  # cosine similarity to the question, when known
     chunk_id: str = ""
+    # character spans (in `text`) of the sentences that support what the answer cites this for
+    spans: list[tuple[int, int]] = field(default_factory=list)
 
     def public(self) -> dict:
         d = asdict(self)
-        d.pop("similarity")
-        d.pop("chunk_id")
+        for internal in ("similarity", "chunk_id", "spans"):
+            d.pop(internal)
         return d
 
 
@@ -58,6 +62,19 @@ class Answer:
     sources: list[Source] = field(default_factory=list)
     seconds: float = 0.0
     fallback_reason: Optional[str] = None
+
+    def cited_markers(self) -> list[int]:
+        """The markers the answer text uses, each once, in order (none for a not-found answer)."""
+        return list(dict.fromkeys(markers_in(self.answer))) if self.answered else []
+
+    def pieces(self) -> list[tuple[str, list[int]]]:
+        """The answer text cut at its markers: (text, markers that follow it), for rendering links."""
+        out, last = [], 0
+        for m in MARKER.finditer(self.answer):
+            out.append((self.answer[last:m.start()], markers_in(m.group(0))))
+            last = m.end()
+        out.append((self.answer[last:], []))
+        return out
 
     def to_dict(self) -> dict:
         d = {

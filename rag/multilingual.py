@@ -10,8 +10,7 @@ from collections import OrderedDict
 from typing import Callable, Iterator, Optional
 
 from . import prompts
-from .citations import MARKER, markers_in
-from .sentences import split_sentences
+from .text import MARKER, markers_in, split_sentences
 
 # Non-Latin scripts, checked in this order (kana before Han: Japanese mixes both).
 _SCRIPTS = [

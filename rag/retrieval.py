@@ -90,8 +90,10 @@ class Retriever:
         self.sync_lexical()
         dense: dict[str, tuple[dict, str, float]] = {}
         if mode in ("hybrid", "dense"):
+            assert qvec is not None  # callers embed the question for every mode but bm25
             res = self.store.query(qvec, n)
-            for cid, meta, text, dist in zip(res["ids"][0], res["metadatas"][0], res["documents"][0], res["distances"][0]):
+            for cid, meta, text, dist in zip(res["ids"][0], res["metadatas"][0], res["documents"][0],
+                                             res["distances"][0]):
                 if committed(meta["doc_id"], meta["doc_sha256"]):
                     dense[cid] = (meta, text, 1.0 - float(dist))
         bm25: dict[str, tuple[str, float]] = {}
@@ -131,7 +133,7 @@ class Retriever:
             got = self.store.chunks.get(ids=missing, include=["metadatas", "documents", "embeddings"])
             for cid, meta, text, emb in zip(got["ids"], got["metadatas"], got["documents"], got["embeddings"]):
                 found[cid] = (meta, text, float(np.dot(np.asarray(emb, dtype=np.float32), qvec)))
-        sources = []
+        sources: list[Source] = []
         for cid in best:
             if cid not in found:  # deleted between the search and the fetch
                 continue

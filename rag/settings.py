@@ -1,19 +1,42 @@
-"""Every knob of the app in one place, read from the environment and `.env`."""
+"""Every knob of the app in one place, read from the environment and `.env`.
+
+Each field's description and group also feed `.env.example` and the README's settings table
+(rag/settings_doc.py), so a setting is described here and nowhere else.
+"""
 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Literal, Optional
+from typing import Any, Literal, Optional
 
 from pydantic import AliasChoices, Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 BUNDLED_EMBED_MODEL = "all-MiniLM-L6-v2"
 
+# Sections of the generated docs, in order, each with the heading line .env.example gives it.
+GROUPS: dict[str, str] = {
+    "documents and store": "Where documents live and where the index is kept",
+    "chunking": "Chunking (tokens of the embedding model; MiniLM reads at most 256)",
+    "embeddings": "Embeddings",
+    "retrieval": "Retrieval",
+    "answers": "Answers",
+    "local model": "Bundled local model (pip install -e '.[local]')",
+    "server/UI": "Browser UI (rag serve)",
+    "Chroma server": "Chroma server instead of the on-disk store (scale-out)",
+}
 
-def _env(name: str, field: str, default, **kw):
+
+def _env(name: str, field: str, default: Any, description: str, group: str, example: Any = None, **kw: Any) -> Any:
     # Accept both the documented env var and the field name as a keyword argument.
-    return Field(default, validation_alias=AliasChoices(name, field), **kw)
+    # `example` is what .env.example shows for a setting whose default is unset.
+    if group not in GROUPS:
+        raise ValueError(f"unknown settings group {group!r}")
+    extra: dict[str, Any] = {"group": group}
+    if example is not None:
+        extra["example"] = example
+    return Field(default, validation_alias=AliasChoices(name, field), description=description,
+                 json_schema_extra=extra, **kw)
 
 
 class Settings(BaseSettings):
@@ -21,61 +44,140 @@ class Settings(BaseSettings):
         env_file=".env", env_file_encoding="utf-8", extra="ignore", populate_by_name=True
     )
 
-    # documents and store
-    docs_dir: Path = _env("RAG_DOCS_DIR", "docs_dir", Path("seeds"))
-    store_dir: Path = _env("RAG_STORE_DIR", "store_dir", Path("index_store"))
-    collection: str = _env("RAG_COLLECTION", "collection", "rag")
-    max_file_mb: float = _env("RAG_MAX_FILE_MB", "max_file_mb", 20.0)
+    docs_dir: Path = _env(
+        "RAG_DOCS_DIR", "docs_dir", Path("seeds"),
+        "Folder of documents to index (`.txt`, `.md`, `.html`, `.htm`, `.pdf`).", "documents and store")
+    store_dir: Path = _env(
+        "RAG_STORE_DIR", "store_dir", Path("index_store"),
+        "Folder of the on-disk index (Chroma plus BM25); with a Chroma server it keeps the BM25 copy and "
+        "the write lock.", "documents and store")
+    collection: str = _env(
+        "RAG_COLLECTION", "collection", "rag",
+        "Name of the index (collections `<name>_chunks` and `<name>_docs`), so several indexes can share "
+        "one Chroma server.", "documents and store")
+    max_file_mb: float = _env(
+        "RAG_MAX_FILE_MB", "max_file_mb", 20.0,
+        "Files over this many megabytes are skipped with that reason, and the UI refuses larger uploads.",
+        "documents and store")
 
-    # chunking: MiniLM reads 256 word pieces; stay under it with room for [CLS]/[SEP]
-    chunk_size: int = _env("RAG_CHUNK_SIZE", "chunk_size", 200, ge=32, le=2048)
-    chunk_overlap: int = _env("RAG_CHUNK_OVERLAP", "chunk_overlap", 30, ge=0)
+    # MiniLM reads 256 word pieces; the default stays under it with room for [CLS]/[SEP]
+    chunk_size: int = _env(
+        "RAG_CHUNK_SIZE", "chunk_size", 200,
+        "Chunk length in tokens, counted with the embedding model's tokenizer.", "chunking", ge=32, le=2048)
+    chunk_overlap: int = _env(
+        "RAG_CHUNK_OVERLAP", "chunk_overlap", 30,
+        "Tokens that consecutive chunks of a document share.", "chunking", ge=0)
 
-    # embeddings: the bundled model, or "openai:<model>" for an OpenAI-compatible endpoint
-    embed_model: str = _env("RAG_EMBED_MODEL", "embed_model", BUNDLED_EMBED_MODEL)
-    embed_batch_size: int = _env("RAG_EMBED_BATCH_SIZE", "embed_batch_size", 32, ge=1)
+    embed_model: str = _env(
+        "RAG_EMBED_MODEL", "embed_model", BUNDLED_EMBED_MODEL,
+        "Embedding model: the bundled `all-MiniLM-L6-v2`, or `openai:<model>` for the embeddings of the "
+        "endpoint at `OPENAI_BASE_URL`.", "embeddings")
+    embed_batch_size: int = _env(
+        "RAG_EMBED_BATCH_SIZE", "embed_batch_size", 32,
+        "Chunks the bundled embedding model embeds per batch.", "embeddings", ge=1)
 
-    # retrieval
-    top_k: int = _env("RAG_TOP_K", "top_k", 5, ge=1, le=50)
-    candidates: int = _env("RAG_CANDIDATES", "candidates", 40, ge=1)
-    # zscore: add each ranking's standardised scores (measured best on SciFact); rrf: reciprocal ranks
-    fusion: Literal["zscore", "rrf"] = _env("RAG_FUSION", "fusion", "zscore")
-    rrf_k: int = _env("RAG_RRF_K", "rrf_k", 60, ge=1)
-    dense_weight: float = _env("RAG_DENSE_WEIGHT", "dense_weight", 1.0, ge=0)
-    bm25_weight: float = _env("RAG_BM25_WEIGHT", "bm25_weight", 1.0, ge=0)
-    # below this cosine similarity of the best passage the question counts as not covered
-    min_similarity: float = _env("RAG_MIN_SIMILARITY", "min_similarity", 0.25)
+    top_k: int = _env(
+        "RAG_TOP_K", "top_k", 5,
+        "Passages given to the generator for each question (1 to 50).", "retrieval", ge=1, le=50)
+    candidates: int = _env(
+        "RAG_CANDIDATES", "candidates", 40,
+        "Passages the dense and the BM25 search each propose before their rankings are fused.",
+        "retrieval", ge=1)
+    # zscore was measured best on SciFact (README "Retrieval quality")
+    fusion: Literal["zscore", "rrf"] = _env(
+        "RAG_FUSION", "fusion", "zscore",
+        "How the dense and BM25 rankings are fused: `zscore` adds each ranking's standardised scores, "
+        "`rrf` adds reciprocal ranks (reciprocal rank fusion, using `RAG_RRF_K`).", "retrieval")
+    rrf_k: int = _env(
+        "RAG_RRF_K", "rrf_k", 60,
+        "The constant k of reciprocal rank fusion (`RAG_FUSION=rrf`): a passage at rank r scores "
+        "1/(k+r).", "retrieval", ge=1)
+    dense_weight: float = _env(
+        "RAG_DENSE_WEIGHT", "dense_weight", 1.0,
+        "Weight of the dense (embedding) ranking in the fusion.", "retrieval", ge=0)
+    bm25_weight: float = _env(
+        "RAG_BM25_WEIGHT", "bm25_weight", 1.0,
+        "Weight of the BM25 (keyword) ranking in the fusion.", "retrieval", ge=0)
+    min_similarity: float = _env(
+        "RAG_MIN_SIMILARITY", "min_similarity", 0.25,
+        "Below this cosine similarity of the best passage the question counts as not covered by the "
+        "documents, and the answer says so.", "retrieval")
 
-    # generation
+    min_support: float = _env(
+        "RAG_MIN_SUPPORT", "min_support", 0.6,
+        "Share of what an answer sentence adds beyond the question (its new words, names, numbers) that "
+        "a passage must hold for the sentence to be cited to it; unsupported sentences are dropped.",
+        "answers", ge=0.0, le=1.0)
+    max_documents_per_answer: int = _env(
+        "RAG_MAX_DOCUMENTS_PER_ANSWER", "max_documents_per_answer", 3,
+        "Questions about several articles (\"what do the articles say about X?\") are answered per "
+        "document, for at most this many documents.", "answers", ge=1, le=10)
     generator: Literal["auto", "openai", "local", "extractive"] = _env(
-        "RAG_GENERATOR", "generator", "auto"
-    )
-    openai_api_key: Optional[SecretStr] = _env("OPENAI_API_KEY", "openai_api_key", None)
-    openai_base_url: Optional[str] = _env("OPENAI_BASE_URL", "openai_base_url", None)
-    llm_model: str = _env("RAG_LLM_MODEL", "llm_model", "gpt-4o-mini")
-    llm_timeout: float = _env("RAG_LLM_TIMEOUT", "llm_timeout", 60.0, gt=0)
-    max_answer_tokens: int = _env("RAG_MAX_ANSWER_TOKENS", "max_answer_tokens", 256, ge=16)
-    temperature: float = _env("RAG_TEMPERATURE", "temperature", 0.0, ge=0)
+        "RAG_GENERATOR", "generator", "auto",
+        "Who writes the answers: `auto` = `openai` if an endpoint or key is set, else `local` if the bundled "
+        "model is installed, else `extractive` (quotes the passages).", "answers")
+    openai_api_key: Optional[SecretStr] = _env(
+        "OPENAI_API_KEY", "openai_api_key", None,
+        "API key of the OpenAI-compatible endpoint (never printed).", "answers")
+    openai_base_url: Optional[str] = _env(
+        "OPENAI_BASE_URL", "openai_base_url", None,
+        "Any OpenAI-compatible endpoint: OpenAI, Ollama (`http://127.0.0.1:11434/v1`), vLLM, llama.cpp "
+        "server; unset with a key set means OpenAI's own.", "answers", example="http://127.0.0.1:11434/v1")
+    llm_model: str = _env(
+        "RAG_LLM_MODEL", "llm_model", "gpt-4o-mini",
+        "Model the OpenAI-compatible endpoint is asked for.", "answers")
+    llm_timeout: float = _env(
+        "RAG_LLM_TIMEOUT", "llm_timeout", 60.0,
+        "Seconds an LLM answer may take in all; past it the answer is quoted from the passages "
+        "(extractive).", "answers", gt=0)
+    max_answer_tokens: int = _env(
+        "RAG_MAX_ANSWER_TOKENS", "max_answer_tokens", 256,
+        "Longest answer an LLM may write, in tokens.", "answers", ge=16)
+    temperature: float = _env(
+        "RAG_TEMPERATURE", "temperature", 0.0,
+        "Sampling temperature of the LLM; 0 gives the same answer to the same question.", "answers", ge=0)
+    max_question_chars: int = _env(
+        "RAG_MAX_QUESTION_CHARS", "max_question_chars", 2000,
+        "Questions longer than this many characters are refused with a message.", "answers", ge=10)
 
-    # bundled local model (xllamacpp)
-    local_model_path: Optional[Path] = _env("RAG_LOCAL_MODEL_PATH", "local_model_path", None)
-    local_cache_dir: Optional[Path] = _env("RAG_LOCAL_CACHE_DIR", "local_cache_dir", None)
+    local_model_path: Optional[Path] = _env(
+        "RAG_LOCAL_MODEL_PATH", "local_model_path", None,
+        "Any GGUF model file to run instead of the bundled Qwen2.5-Coder-1.5B (chat template from the file).",
+        "local model", example="/path/to/other.gguf")
+    local_cache_dir: Optional[Path] = _env(
+        "RAG_LOCAL_CACHE_DIR", "local_cache_dir", None,
+        "Folder where the bundled model's slices are joined into one file (1.1 GB, once); unset means "
+        "`~/.cache/rag-chat`.", "local model", example="~/.cache/rag-chat")
     # 2 measured faster than 1 on the 2-core target, and no slower beside a busy embedding loop
     # (scripts/bench_local.py; README "Local model")
-    llm_threads: int = _env("RAG_LLM_THREADS", "llm_threads", 2, ge=1)
-    llm_context: int = _env("RAG_LLM_CONTEXT", "llm_context", 4096, ge=512)
+    llm_threads: int = _env(
+        "RAG_LLM_THREADS", "llm_threads", 2,
+        "Threads llama.cpp runs the local model on; 2 measured faster than 1 on a 2-core machine.",
+        "local model", ge=1)
+    local_budget_chars: int = _env(
+        "RAG_LOCAL_BUDGET_CHARS", "local_budget_chars", 900,
+        "Characters of passage text the local model reads per question (about 4 s per 1,000 on 2 cores "
+        "before the first word): the best sentences with the list lead-ins, table headers and quote "
+        "speakers they need.", "local model", ge=200)
+    llm_context: int = _env(
+        "RAG_LLM_CONTEXT", "llm_context", 4096,
+        "Context window of the local model, in tokens.", "local model", ge=512)
 
-    # question limits
-    max_question_chars: int = _env("RAG_MAX_QUESTION_CHARS", "max_question_chars", 2000, ge=10)
+    auth: Optional[SecretStr] = _env(
+        "RAG_AUTH", "auth", None,
+        "Login for the browser UI as `user:password` (the password is never printed); set it before "
+        "binding to anything but 127.0.0.1.", "server/UI")
 
-    # Chroma server (scale-out); unset means the embedded on-disk store
-    chroma_host: Optional[str] = _env("CHROMA_HOST", "chroma_host", None)
-    chroma_port: int = _env("CHROMA_PORT", "chroma_port", 8000)
-    # seconds a request to the server may take before the server counts as not answering
-    chroma_timeout: float = _env("CHROMA_TIMEOUT", "chroma_timeout", 60.0, gt=0)
-
-    # browser UI: "user:password" turns on login (needed before binding beyond 127.0.0.1)
-    auth: Optional[SecretStr] = _env("RAG_AUTH", "auth", None)
+    chroma_host: Optional[str] = _env(
+        "CHROMA_HOST", "chroma_host", None,
+        "Host of a Chroma server to keep the index on; unset means the on-disk store in `RAG_STORE_DIR`.",
+        "Chroma server", example="127.0.0.1")
+    chroma_port: int = _env(
+        "CHROMA_PORT", "chroma_port", 8000, "Port of the Chroma server.", "Chroma server")
+    chroma_timeout: float = _env(
+        "CHROMA_TIMEOUT", "chroma_timeout", 60.0,
+        "Seconds a request to the Chroma server may take before the server counts as not answering.",
+        "Chroma server", gt=0)
 
     def openai_configured(self) -> bool:
         return bool(self.openai_base_url or self.openai_api_key)

@@ -14,23 +14,16 @@ import time
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator, Optional
+from typing import IO, Any, Iterator, Optional
 
 import numpy as np
 
+from .errors import StoreError, StoreLocked  # noqa: F401 - re-exported where it used to live
 from .settings import Settings
 
 STORE_RECORD = "__store__"
 _BATCH = 1000
 _CLIENT_LOCK = threading.Lock()
-
-
-class StoreError(RuntimeError):
-    """A problem with the store the user can act on; the message says how."""
-
-
-class StoreLocked(StoreError):
-    pass
 
 
 @dataclass
@@ -249,7 +242,7 @@ class Store:
             )
 
     def delete_chunks(self, doc_id: str, keep_sha: Optional[str] = None):
-        where = {"doc_id": doc_id}
+        where: dict[str, Any] = {"doc_id": doc_id}
         if keep_sha:
             where = {"$and": [{"doc_id": doc_id}, {"doc_sha256": {"$ne": keep_sha}}]}
         self.chunks.delete(where=where)
@@ -313,7 +306,7 @@ def _being_written(store_dir: Path) -> StoreLocked:
 # vectors in memory): a shared lock on open.lock says so to other processes. A process that writes
 # takes it exclusively, so no process reads an index another process is changing under it (it
 # would not see the change) and none opens one while it is being written.
-_OPEN_LOCKS: dict[Path, object] = {}
+_OPEN_LOCKS: dict[Path, IO[str]] = {}
 _OPEN_LOCKS_GUARD = threading.Lock()
 
 

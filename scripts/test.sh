@@ -11,6 +11,9 @@ if ! command -v chromium >/dev/null 2>&1; then
 fi
 source scripts/setup.sh test
 
+.venv/bin/ruff check rag ui tests scripts
+.venv/bin/mypy rag ui
+
 # A real Chroma server for the server-mode tests (tests/test_chroma_server.py), stopped on exit.
 chroma_dir=$(mktemp -d)
 chroma_port=$(.venv/bin/python -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')

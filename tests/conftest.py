@@ -93,6 +93,13 @@ def seeded_store(tmp_path_factory):
     return bot
 
 
+def free_port() -> int:
+    """A loopback port that is free now (a server started right after may still race for it)."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
 def rag_cli(*args: str, input: str | None = None, env: dict | None = None, timeout: int = 300):
     """Run the real `rag` command in a subprocess."""
     import subprocess

@@ -4,7 +4,6 @@ server, a slow-to-index corpus."""
 from __future__ import annotations
 
 import os
-import socket
 import subprocess
 import sys
 import time
@@ -12,6 +11,8 @@ from collections import Counter
 from pathlib import Path
 
 import httpx
+
+from .conftest import free_port
 
 CHROMA = str(Path(sys.executable).with_name("chroma"))
 # scripts/test.sh starts one `chroma run` for the whole suite and names its port here. Read now:
@@ -41,12 +42,6 @@ def assert_consistent(bot):
     assert lexical.version == store.version()
     assert len(lexical.ids) == len(set(lexical.ids)) == len(committed_ids)
     assert set(lexical.ids) == committed_ids
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def wait_heartbeat(port: int, timeout: float = 60.0, proc: subprocess.Popen | None = None):

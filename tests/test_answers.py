@@ -29,7 +29,7 @@ def test_bad_questions_get_clear_messages(seeded_store, bad):
 
 def test_seed_sample_questions(seeded_store):
     """The done-criterion of the engine: right file retrieved, extractive answer, not-found declined."""
-    rows = [json.loads(l) for l in (SHARED_EVAL / "seedqa-sample.jsonl").read_text().splitlines() if l.strip()]
+    rows = [json.loads(line) for line in (SHARED_EVAL / "seedqa-sample.jsonl").read_text().splitlines() if line.strip()]
     for row in rows:
         a = seeded_store.ask(row["question"], generator="extractive")
         if row["type"] == "unanswerable":

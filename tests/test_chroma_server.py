@@ -85,7 +85,8 @@ def test_server_going_away_gives_a_clear_error_and_the_same_object_recovers(docs
         server.stop()
         for call in (lambda: bot.ask(QUESTION, generator="extractive"), bot.status, bot.index,
                      lambda: bot.retrieve(QUESTION)):
-            with pytest.raises(StoreError, match=rf"cannot reach the Chroma server at 127.0.0.1:{server.port}.*chroma run"):
+            unreachable = rf"cannot reach the Chroma server at 127.0.0.1:{server.port}.*chroma run"
+            with pytest.raises(StoreError, match=unreachable):
                 call()
         env = {"CHROMA_HOST": "127.0.0.1", "CHROMA_PORT": str(server.port),
                "RAG_DOCS_DIR": str(docs_dir), "RAG_STORE_DIR": str(tmp_path / "store")}

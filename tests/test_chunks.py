@@ -1,8 +1,8 @@
 from rag.chunks import Chunker
 from rag.embeddings import get_embedder
 from rag.models import Document
-from rag.sentences import split_sentences
 from rag.settings import Settings
+from rag.text import split_sentences
 
 
 def test_chunks_fit_the_embedding_window_and_keep_offsets():

@@ -1,8 +1,9 @@
-"""The command line's JSON shapes, through the real `rag` entry point."""
+"""The command line: JSON shapes through the real `rag` entry point, and how `rag serve` finds the UI."""
 
 import json
+import re
 
-from .conftest import rag_cli
+from .conftest import ROOT, rag_cli
 
 INDEX_KEYS = {"added", "updated", "removed", "unchanged", "embedded", "chunks", "skipped", "seconds"}
 ANSWER_KEYS = {"question", "answer", "answered", "generator", "sources", "seconds"}
@@ -31,7 +32,7 @@ def test_cli_index_ask_status(docs_dir, tmp_path):
     # questions on stdin: one JSON line each; a blank-ish question gets an error object, not a traceback
     r = rag_cli("ask", "--docs", str(docs_dir), "--store", store, "--json", "--generator", "extractive",
                 input="What remains a critical barrier to China's AI self-sufficiency?\n???\n")
-    lines = [json.loads(l) for l in r.stdout.splitlines()]
+    lines = [json.loads(line) for line in r.stdout.splitlines()]
     assert len(lines) == 2 and lines[0]["answered"] and "error" in lines[1]
     assert "Traceback" not in r.stderr
 
@@ -45,3 +46,64 @@ def test_cli_index_ask_status(docs_dir, tmp_path):
 def test_cli_empty_question_is_a_clear_error(tmp_path, docs_dir):
     r = rag_cli("ask", "   ", "--docs", str(docs_dir), "--store", str(tmp_path / "s"))
     assert r.returncode == 2 and "Please type a question" in r.stderr and "Traceback" not in r.stderr
+
+
+# ---- `rag serve` lives in ui/ and is found through the rag_chat.commands entry point ----------
+
+SERVE_CALLS = []
+
+
+def _recording_serve(args):
+    SERVE_CALLS.append((args.host, args.port, args.docs))
+    return 7
+
+
+def _only(*entries):
+    from importlib.metadata import EntryPoints
+
+    return lambda group, name: EntryPoints(e for e in entries if e.group == group and e.name == name)
+
+
+def test_serve_entry_point_is_installed_and_names_ui_serve():
+    from importlib.metadata import entry_points
+
+    from rag.cli import COMMANDS_GROUP
+
+    (serve,) = entry_points(group=COMMANDS_GROUP, name="serve")
+    from ui.serve import command
+
+    assert serve.load() is command
+
+
+def test_serve_runs_the_entry_point_with_the_parsed_arguments(monkeypatch):
+    import importlib.metadata as md
+
+    from rag import cli
+
+    fake = md.EntryPoint(name="serve", value=f"{__name__}:_recording_serve", group=cli.COMMANDS_GROUP)
+    monkeypatch.setattr(md, "entry_points", _only(fake))
+    SERVE_CALLS.clear()
+    assert cli.main(["serve", "--port", "8123", "--docs", "d"]) == 7
+    assert SERVE_CALLS == [("127.0.0.1", 8123, "d")]
+
+
+def test_serve_without_its_entry_point_is_a_clear_error(monkeypatch, capsys):
+    import importlib.metadata as md
+
+    from rag import cli
+
+    monkeypatch.setattr(md, "entry_points", _only())
+    assert cli.main(["serve"]) == 1
+    err = capsys.readouterr().err
+    assert "`serve` command is not installed" in err and "pip install -e ." in err
+
+    broken = md.EntryPoint(name="serve", value="no_such_module_here:command", group=cli.COMMANDS_GROUP)
+    monkeypatch.setattr(md, "entry_points", _only(broken))
+    assert cli.main(["serve"]) == 1
+    assert "cannot be imported" in capsys.readouterr().err
+
+
+def test_the_engine_never_imports_the_ui():
+    pattern = re.compile(r"^\s*(from|import)\s+ui\b", re.M)
+    offenders = [p.name for p in (ROOT / "rag").rglob("*.py") if pattern.search(p.read_text(encoding="utf-8"))]
+    assert offenders == []

@@ -19,7 +19,8 @@ from rag.documents import load_document
 from .conftest import SHARED_EVAL, rag_cli
 from .store_checks import assert_consistent
 
-QUESTIONS = [json.loads(l)["question"] for l in (SHARED_EVAL / "seedqa-sample.jsonl").read_text().splitlines() if l.strip()]
+QUESTIONS = [json.loads(line)["question"] for line in (SHARED_EVAL / "seedqa-sample.jsonl").read_text().splitlines()
+             if line.strip()]
 QUESTIONS += [
     "Which companies met Xi Jinping?",
     "What did the government say about semiconductors?",
@@ -170,7 +171,8 @@ def test_store_open_here_is_not_changed_under_us_by_another_process(docs_dir, ma
     assert (report.added, report.removed) == (1, 1)
     assert bot.retrieve("Zuchongzhi quantum computer")[0].doc_id == "new.md"
     # reading from another process is fine while nobody writes
-    asked = rag_cli("ask", "Which lab built the Zuchongzhi quantum computer?", "--json", "--generator", "extractive", env=paths)
+    asked = rag_cli("ask", "Which lab built the Zuchongzhi quantum computer?", "--json", "--generator", "extractive",
+                    env=paths)
     assert asked.returncode == 0 and json.loads(asked.stdout)["sources"][0]["doc_id"] == "new.md"
     assert_consistent(bot)
 

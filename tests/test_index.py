@@ -48,7 +48,6 @@ def test_interrupted_run_leaves_usable_store_and_next_run_completes(docs_dir, ma
     for i in range(3):
         (docs_dir / f"extra{i}.txt").write_text(f"Extra document {i} about the Loongson CPU number {i}. " * 40)
     real_add = bot.store.add_chunks
-    calls = {"n": 0}
 
     def crash_after_write(chunks, vectors):
         real_add(chunks, vectors)  # chunks are written, but their documents never get committed

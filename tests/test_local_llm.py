@@ -10,11 +10,14 @@ import re
 
 import pytest
 
-from rag import RAG, local_llm, multilingual
+from rag import RAG, local_weights, multilingual
 from rag.citations import markers_in
-from rag.generators import GeneratorError, OpenAIGenerator, resolve_name
-from rag.local_llm import (BundledModel, LocalGenerator, ModelFileError, answer_messages, ensure_bundled,
-                           locate_parts, select_passages)
+from rag.errors import GeneratorError, ModelFileError
+from rag.evidence import select as select_passages
+from rag.generators import resolve_name
+from rag.local_llm import LocalGenerator, answer_messages
+from rag.local_weights import BundledModel, ensure_bundled, locate_parts
+from rag.openai_generator import OpenAIGenerator
 from rag.prompts import NOT_FOUND
 from rag.settings import Settings
 
@@ -94,12 +97,12 @@ def test_uninstalled_slice_packages_are_named(tmp_path):
 def test_installed_slices_are_found_through_package_metadata():
     parts = locate_parts()
     assert [p.name for p in parts] == [f"part{n:02d}.bin" for n in range(1, 23)]
-    assert sum(p.stat().st_size for p in parts) == local_llm.QWEN_CODER_1_5B.size
+    assert sum(p.stat().st_size for p in parts) == local_weights.QWEN_CODER_1_5B.size
 
 
 def test_without_runtime_auto_falls_back_and_says_why(monkeypatch):
-    real = local_llm.importlib.util.find_spec
-    monkeypatch.setattr(local_llm.importlib.util, "find_spec",
+    real = local_weights.importlib.util.find_spec
+    monkeypatch.setattr(local_weights.importlib.util, "find_spec",
                         lambda name, *a: None if name == "xllamacpp" else real(name, *a))
     name, note = resolve_name(Settings())
     assert name == "extractive"
@@ -109,9 +112,10 @@ def test_without_runtime_auto_falls_back_and_says_why(monkeypatch):
 def test_other_gguf_path_is_checked(tmp_path):
     not_gguf = tmp_path / "model.gguf"
     not_gguf.write_bytes(b"<html>not a model</html>")
-    assert local_llm.unavailable_reason(Settings(local_model_path=tmp_path / "absent.gguf")).endswith("does not exist")
+    absent = Settings(local_model_path=tmp_path / "absent.gguf")
+    assert local_weights.unavailable_reason(absent).endswith("does not exist")
     with pytest.raises(ModelFileError, match="not a GGUF"):
-        local_llm.model_file(Settings(local_model_path=not_gguf))
+        local_weights.model_file(Settings(local_model_path=not_gguf))
 
 
 def test_status_names_the_local_model_or_why_it_cannot_run(tmp_path):

@@ -8,7 +8,7 @@ import pytest
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
-from rag import QuestionError, RAG
+from rag import RAG, QuestionError
 from rag.citations import markers_in
 from rag.documents import UnreadableFile, parse_bytes
 

@@ -101,7 +101,8 @@ def test_second_writer_refused_and_killed_indexer_leaves_a_usable_store(seeded_s
     assert first.returncode == -signal.SIGKILL
 
     # The store answers, from committed documents (BM25 catches up with the next run).
-    r = rag_cli("ask", "Whose founders met with President Xi Jinping?", "--json", "--generator", "extractive", env=paths)
+    r = rag_cli("ask", "Whose founders met with President Xi Jinping?", "--json", "--generator", "extractive",
+                env=paths)
     assert r.returncode == 0, r.stderr
     a = json.loads(r.stdout)
     assert a["answered"] and set(markers_in(a["answer"])) <= {s["marker"] for s in a["sources"]}
@@ -180,7 +181,8 @@ def test_bad_files_get_reasons_and_nothing_indexed_is_lost(docs_dir, make_bot, t
     (docs_dir / "secret-link.txt").symlink_to(outside / "secret.txt")
     (docs_dir / "linked-folder").symlink_to(outside)
     # readable ones: non-UTF-8 text decoded, HTML without its scripts
-    (docs_dir / "latin.txt").write_bytes("Crème brûlée recipe: the café in Wuhan serves Zhōngguó tea.".encode("cp1252", "replace"))
+    latin = "Crème brûlée recipe: the café in Wuhan serves Zhōngguó tea."
+    (docs_dir / "latin.txt").write_bytes(latin.encode("cp1252", "replace"))
     (docs_dir / "page.html").write_bytes(
         b"<html><head><title>Lab page</title><script>var payload = 'exfiltrate-tokens-now';</script>"
         b"<style>.x{color:red}</style></head><body><p>The Hefei lab built the Jiuzhang photonic computer.</p>"
@@ -264,7 +266,7 @@ def test_bad_questions_get_a_message_not_a_stack_trace(seeded_store):
                 env={"RAG_DOCS_DIR": str(seeded_store.settings.docs_dir),
                      "RAG_STORE_DIR": str(seeded_store.settings.store_dir)},
                 input=f"\n   \n{long_question}\n{QUESTION}\n")
-    lines = [json.loads(l) for l in r.stdout.splitlines()]
+    lines = [json.loads(line) for line in r.stdout.splitlines()]
     assert r.returncode == 2 and "Traceback" not in r.stderr
     assert "limit is" in lines[0]["error"] and len(lines[0]["question"]) <= 200
     assert lines[1]["answered"] and markers_in(lines[1]["answer"])
@@ -377,7 +379,8 @@ def test_api_key_never_appears_in_logs_errors_status_or_cli(seeded_store, caplog
             seen.append(bot.ask(QUESTION, history=[{"role": "user", "content": "chips?"}]).to_dict())
         seen += [bot.status(), bot.generator_status(), repr(bot.settings), str(bot.settings)]
         env = {"OPENAI_API_KEY": key, "OPENAI_BASE_URL": stub.url, "RAG_LLM_TIMEOUT": "1",
-               "RAG_DOCS_DIR": str(seeded_store.settings.docs_dir), "RAG_STORE_DIR": str(seeded_store.settings.store_dir)}
+               "RAG_DOCS_DIR": str(seeded_store.settings.docs_dir),
+               "RAG_STORE_DIR": str(seeded_store.settings.store_dir)}
         runs = [rag_cli("ask", QUESTION, env=env), rag_cli("status", env=env),
                 rag_cli("status", "--json", env=env), rag_cli("ask", "", env=env)]
     env["OPENAI_BASE_URL"] = "http://127.0.0.1:9/v1"

@@ -56,15 +56,25 @@ def test_markers_become_links_to_their_passages():
     assert 'class="turn" data-turn="1"' in panel
 
 
+def _checked(text, sources):
+    """An answer whose cited sources carry their support spans, as the engine returns it."""
+    from rag.citations import support_spans
+
+    a = _answer(text, sources)
+    for s in a.sources:
+        s.spans = support_spans(text, s, a.question) if s.marker in a.cited_markers() else []
+    return a
+
+
 def test_supporting_sentence_is_highlighted():
-    src = _source()
-    quoted = _answer("From the documents: “The chip bottleneck remains a barrier.” [1]", [src])
+    quoted = _checked("From the documents: “The chip bottleneck remains a barrier.” [1]", [_source()])
     html = render.sources_html([quoted])
     assert "<mark>The chip bottleneck remains a barrier.</mark>" in html
-    paraphrase = _answer("A barrier remains: the chip bottleneck [1].", [src])
+    paraphrase = _checked("A barrier remains: the chip bottleneck [1].", [_source()])
     assert re.search(r"<mark>The chip bottleneck remains a barrier\.</mark>", render.sources_html([paraphrase]))
-    uncited = _answer("Nothing here.", [src])
-    assert "<mark>" not in render.sources_html([uncited])
+    uncited = _answer("Nothing here.", [_source(spans=[(0, 11)])])
+    assert "<mark>" not in render.sources_html([uncited])  # spans of a source the answer does not cite
+    assert render.passage_html("a <b> c", [(2, 5)]) == "a <mark>&lt;b&gt;</mark> c"
 
 
 def test_not_found_answer_looks_different():
@@ -159,7 +169,7 @@ def test_follow_up_is_answered_from_the_conversation(seeded_store):
 
 
 def test_follow_up_condensed_by_the_model():
-    from rag.generators import OpenAIGenerator
+    from rag.openai_generator import OpenAIGenerator
     from rag.settings import Settings
 
     with StubOpenAI() as stub:
@@ -195,3 +205,19 @@ def test_auth_setting_and_bind_warning(monkeypatch):
 
     monkeypatch.setenv("RAG_AUTH", "bob:secret")
     assert Settings().auth.get_secret_value() == "bob:secret" and "secret" not in repr(Settings())
+
+
+def test_ui_uses_only_the_python_api():
+    """ui/ imports the engine only through its package face (rag) and its data classes (rag.models)."""
+    import ast
+
+    from .conftest import ROOT
+
+    used = set()
+    for path in (ROOT / "ui").glob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            names = ([a.name for a in node.names] if isinstance(node, ast.Import) else
+                     [node.module or ""] if isinstance(node, ast.ImportFrom) and not node.level else [])
+            used |= {(path.name, n) for n in names if n.split(".")[0] in ("rag", "rageval")}
+    allowed = {"rag", "rag.models"}
+    assert {u for u in used if u[1] not in allowed} <= {("bench.py", "rageval.ui_bench")}  # a shim, not imported

@@ -3,7 +3,6 @@ URL, and with RAG_AUTH set asks for a login and never prints the password."""
 
 import os
 import shutil
-import socket
 import subprocess
 import sys
 import time
@@ -15,22 +14,16 @@ import pytest
 
 from rag import offline
 
-from .conftest import ROOT, SEEDS
+from .conftest import ROOT, SEEDS, free_port
 
 pytestmark = pytest.mark.slow
 PASSWORD = "s3cret-Pa55word"
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def test_serve_with_login(tmp_path):
     docs = tmp_path / "docs"
     shutil.copytree(SEEDS, docs)
-    port = _free_port()
+    port = free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith(("RAG_", "OPENAI_", "CHROMA_"))}
     env.update(offline.OFFLINE_ENV, RAG_GENERATOR="extractive", RAG_AUTH=f"alice:{PASSWORD}")
     proc = subprocess.Popen(

@@ -16,23 +16,30 @@ import resource
 import shutil
 import sys
 import time
-from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Iterator, Optional
+from typing import Callable, Optional
 
 import numpy as np
 
-from .api import RAG
-from .chunks import Chunker
-from .documents import load_document
-from .evaluate import percentile
-from .models import Chunk
-from .sentences import split_sentences
-from .store import CatalogEntry
+from rag.api import RAG
+from rag.chunks import Chunker
+from rag.documents import load_document
+
+from .metrics import percentile
+from .plots import plot
+from .synth import (
+    SEEDS,
+    SYNTH_CHUNKS_PER_DOC,
+    GeneratedStore,
+    TextMaker,
+    chunk_files,
+    sentence_pool,
+    synthetic_chunks,
+    write_docs,
+)
 
 ROOT = Path(__file__).resolve().parent.parent
-SEEDS = ROOT / "seeds"
 SCIFACT = ROOT.parent / "shared" / "eval" / "scifact"
 
 SEED_QUESTIONS = [
@@ -59,67 +66,6 @@ class Plan:
     @classmethod
     def quick(cls) -> "Plan":
         return cls(index_docs=12, rounds=2, reindex_docs=150, sizes=(100, 300), queries=10, answer_rounds=1)
-
-
-# ---- real text, recombined ------------------------------------------------------------------------
-def sentence_pool(scifact_dir: Optional[Path], limit_docs: int = 2000) -> list[str]:
-    """Sentences of the seeds and (when present) of SciFact abstracts."""
-    pool: list[str] = []
-    for path in sorted(SEEDS.glob("*")):
-        if path.is_file():
-            text = path.read_text(encoding="utf-8", errors="replace")
-            pool.extend(text[s:e] for s, e in split_sentences(text))
-    corpus = scifact_dir / "corpus.jsonl" if scifact_dir else None
-    if corpus and corpus.is_file():
-        with corpus.open(encoding="utf-8") as fh:
-            for n, line in enumerate(fh):
-                if n >= limit_docs:
-                    break
-                text = json.loads(line).get("text", "")
-                pool.extend(text[s:e] for s, e in split_sentences(text))
-    pool = [" ".join(s.split()) for s in pool]
-    return [s for s in pool if 30 <= len(s) <= 600]
-
-
-class TextMaker:
-    """Documents of recombined real sentences, deterministic for a given seed."""
-
-    def __init__(self, pool: list[str], seed: int = 7):
-        self.pool, self.rng = pool, random.Random(seed)
-
-    def title(self) -> str:
-        words = self.rng.choice(self.pool).split()
-        return " ".join(words[: self.rng.randint(4, 10)]).rstrip(".,;:")
-
-    def body(self, words: int) -> str:
-        out, n = [], 0
-        while n < words:
-            s = self.rng.choice(self.pool)
-            out.append(s)
-            n += len(s.split())
-        return " ".join(out)
-
-    def document(self, words: int) -> str:
-        # two paragraphs: the chunker splits at paragraph and sentence ends, as in real files
-        half = words // 2
-        return f"{self.title()}\n\n{self.body(half)}\n\n{self.body(words - half)}\n"
-
-
-def write_docs(folder: Path, maker: TextMaker, n: int, words: int) -> list[Path]:
-    folder.mkdir(parents=True, exist_ok=True)
-    paths = []
-    for i in range(n):
-        p = folder / f"doc{i:06d}.txt"
-        p.write_text(maker.document(words), encoding="utf-8")
-        paths.append(p)
-    return paths
-
-
-def perturbed(pool: np.ndarray, n: int, rng: np.random.Generator, noise: float = 0.05) -> np.ndarray:
-    """Unit vectors near real ones: a real chunk vector plus Gaussian noise, normalised."""
-    base = pool[rng.integers(0, len(pool), n)]
-    vecs = base + rng.normal(0, noise, base.shape).astype(np.float32)
-    return (vecs / np.linalg.norm(vecs, axis=1, keepdims=True)).astype(np.float32)
 
 
 # ---- timing helpers -------------------------------------------------------------------------------
@@ -232,62 +178,7 @@ def bench_throughput(work: Path, maker: TextMaker, plan: Plan) -> tuple[dict, np
         "rounds": {"embed_chunks_per_s": [round(x, 2) for x in embed_rates],
                    "index_chunks_per_s": [round(x, 2) for x in index_rates]},
         "index_breakdown_s": breakdown,
-    }, vectors
-
-
-class GeneratedStore:
-    """A store filled with real chunk texts and generated vectors, grown in steps."""
-
-    def __init__(self, bot: RAG, vector_pool: np.ndarray):
-        self.bot, self.pool = bot, vector_pool
-        self.rng = np.random.default_rng(11)
-        self.chunks = 0
-        bot.store.begin_write(bot.embedder.name)
-        bot.store.end_write(changed=False)
-
-    def add(self, entries: list[CatalogEntry], chunks: list[Chunk]):
-        store = self.bot.store
-        store.begin_write(self.bot.embedder.name)
-        for i in range(0, len(chunks), 5000):
-            part = chunks[i : i + 5000]
-            store.add_chunks(part, perturbed(self.pool, len(part), self.rng))
-        store.commit_documents(entries)
-        store.end_write(changed=True)
-        self.chunks += len(chunks)
-
-    def sync(self):
-        self.bot.retriever.sync_lexical(force=True)
-
-
-def chunk_files(bot: RAG, docs: Path, paths: list[Path]) -> Iterator[tuple[CatalogEntry, list[Chunk]]]:
-    """What the indexer does to each file, minus the embedding."""
-    s = bot.settings
-    chunker = Chunker(bot.embedder.tokenize, s.chunk_size, s.chunk_overlap)
-    for p in paths:
-        doc = load_document(p, docs, 10**9)
-        chunks = chunker.chunk(doc)
-        yield CatalogEntry(doc.doc_id, doc.sha256, doc.title, doc.file_name, len(chunks), time.time()), chunks
-
-
-# Longer documents past the file corpus: 8 chunks each keeps the catalog under ~20,000 documents at
-# 100,000 chunks (Chroma 1.5.9 fails to list more than ~32,000 catalog records in one get).
-SYNTH_CHUNKS_PER_DOC = 8
-
-
-def synthetic_chunks(maker: TextMaker, start: int, n_docs: int, per_doc: int = SYNTH_CHUNKS_PER_DOC):
-    """Documents that never touch the disk, for the sizes past the re-index corpus."""
-    entries, chunks = [], []
-    for i in range(start, start + n_docs):
-        doc_id = f"gen/{i:07d}.txt"
-        title = maker.title()
-        sha = f"{i:064x}"
-        cs = []
-        for j in range(per_doc):
-            text = maker.body(110)
-            cs.append(Chunk(f"gen-{i}-{j}", doc_id, title, f"{i:07d}.txt", text, 0, len(text), sha))
-        entries.append(CatalogEntry(doc_id, sha, title, f"{i:07d}.txt", per_doc, time.time()))
-        chunks.extend(cs)
-    return entries, chunks
+    }, np.asarray(vectors)
 
 
 def time_queries(bot: RAG, questions: list[str], n: int) -> tuple[float, float, float]:
@@ -312,9 +203,23 @@ def query_texts(scifact_dir: Optional[Path]) -> list[str]:
     f = scifact_dir / "queries.jsonl" if scifact_dir else None
     if f and f.is_file():
         with f.open(encoding="utf-8") as fh:
-            qs += [json.loads(l)["text"] for l in fh if l.strip()][:500]
+            qs += [json.loads(line)["text"] for line in fh if line.strip()][:500]
     random.Random(3).shuffle(qs)
     return qs
+
+
+def time_reindex(docs: Path, store: Path, files: int, chunks: int) -> dict:
+    """Every file is in: the real re-index path on unchanged files, a fresh RAG each time."""
+    took = []
+    for _ in range(3):
+        fresh = RAG(docs_dir=docs, store_dir=store)
+        t0 = time.perf_counter()
+        r = fresh.index()
+        took.append(time.perf_counter() - t0)
+        if r.embedded or r.unchanged != files:
+            raise RuntimeError(f"re-index of unchanged files did work: {r.to_dict()}")
+    return {"documents": files, "chunks": chunks, "reindex_unchanged_s": round(float(np.median(took)), 3),
+            "runs_s": [round(t, 3) for t in took]}
 
 
 def bench_scale(work: Path, maker: TextMaker, plan: Plan, vector_pool: np.ndarray, questions: list[str],
@@ -341,21 +246,10 @@ def bench_scale(work: Path, maker: TextMaker, plan: Plan, vector_pool: np.ndarra
                 progress.update(len(pending_c))
                 pending_e, pending_c = [], []
             if item is None:
-                # every file is in: the real re-index path on unchanged files, a fresh RAG each time
                 gen.sync()
-                took = []
-                for _ in range(3):
-                    fresh = RAG(docs_dir=docs, store_dir=work / "scale_store")
-                    t0 = time.perf_counter()
-                    r = fresh.index()
-                    took.append(time.perf_counter() - t0)
-                    if r.embedded or r.unchanged != len(paths):
-                        raise RuntimeError(f"re-index of unchanged files did work: {r.to_dict()}")
-                reindex = {"documents": len(paths), "chunks": gen.chunks,
-                           "reindex_unchanged_s": round(float(np.median(took)), 3),
-                           "runs_s": [round(t, 3) for t in took]}
+                reindex = time_reindex(docs, work / "scale_store", len(paths), gen.chunks)
         else:
-            n_docs = max(1, min(1000, -(-(target - gen.chunks) // SYNTH_CHUNKS_PER_DOC)))
+            n_docs = int(max(1, min(1000, -(-(target - gen.chunks) // SYNTH_CHUNKS_PER_DOC))))
             entries, chunks = synthetic_chunks(maker, next_synth, n_docs)
             next_synth += n_docs
             gen.add(entries, chunks)
@@ -370,50 +264,30 @@ def bench_scale(work: Path, maker: TextMaker, plan: Plan, vector_pool: np.ndarra
     return {"reindex": reindex, "by_size": by_size, "query_embed_ms_p50": embed_ms}
 
 
-# ---- plots --------------------------------------------------------------------------------------
-def plot(result: dict, out: Path) -> list[str]:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    files = []
-    sizes = result["by_size"]
-    fig, ax = plt.subplots(figsize=(6, 4))
-    xs = [r["chunks"] for r in sizes]
-    ax.plot(xs, [r["query_ms_p50"] for r in sizes], "o-", label="p50")
-    ax.plot(xs, [r["query_ms_p95"] for r in sizes], "s--", label="p95")
-    ax.set_xscale("log")
-    ax.set_xlabel("chunks in the store")
-    ax.set_ylabel("retrieval latency (ms, warm)")
-    ax.set_title("Hybrid retrieval latency against corpus size")
-    ax.grid(True, alpha=0.3)
-    ax.legend()
-    fig.tight_layout()
-    path = out / "latency_vs_size.png"
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    files.append(str(path))
-
-    breakdown = {k: v for k, v in result["index_breakdown_s"].items() if k != "total"}
-    fig, ax = plt.subplots(figsize=(6, 3.2))
-    names = list(breakdown)
-    ax.barh(names, [breakdown[n] for n in names], color="tab:blue")
-    for i, n in enumerate(names):
-        ax.text(breakdown[n], i, f" {breakdown[n]:.2f} s", va="center")
-    ax.set_xlabel("seconds")
-    ax.set_title(f"Index time breakdown ({result['throughput_chunks']} chunks, "
-                 f"{result['index_breakdown_s']['total']:.1f} s)")
-    ax.set_xlim(0, max(breakdown.values()) * 1.3 or 1)
-    fig.tight_layout()
-    path = out / "index_breakdown.png"
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    files.append(str(path))
-    return files
-
-
 # ---- the run ------------------------------------------------------------------------------------
+def _phases(work: Path, plan: Plan, scifact_dir: Optional[Path], bar: Callable) -> dict:
+    """The three parts in order, with the seconds each took."""
+    steps = bar(total=3, desc="bench")
+    phases: dict[str, float] = {}
+    t0 = time.perf_counter()
+    steps.set_postfix_str("seeds")
+    seeds = bench_seeds(work, plan)
+    steps.update()
+    pool = sentence_pool(scifact_dir)
+    maker = TextMaker(pool)
+    phases["seeds"] = time.perf_counter() - t0
+    steps.set_postfix_str("embedding vs indexing")
+    throughput, vectors = bench_throughput(work, maker, plan)
+    steps.update()
+    phases["throughput"] = time.perf_counter() - t0 - sum(phases.values())
+    steps.set_postfix_str("re-index and query latency by size")
+    scale = bench_scale(work, maker, plan, vectors, query_texts(scifact_dir), bar)
+    steps.update()
+    phases["scale"] = time.perf_counter() - t0 - sum(phases.values())
+    steps.close()
+    return {"seeds": seeds, "throughput": throughput, "scale": scale, "pool": pool, "phases": phases}
+
+
 def run(out: Path, plan: Plan, scifact_dir: Optional[Path] = SCIFACT, keep: bool = False,
         show_progress: bool = True) -> dict:
     from tqdm import tqdm
@@ -428,30 +302,26 @@ def run(out: Path, plan: Plan, scifact_dir: Optional[Path] = SCIFACT, keep: bool
     t_start = time.perf_counter()
     load_start = round(os.getloadavg()[0], 2)
     try:
-        steps = bar(total=3, desc="bench")
-        phases: dict[str, float] = {}
-        t0 = time.perf_counter()
-        steps.set_postfix_str("seeds")
-        seeds = bench_seeds(work, plan)
-        steps.update()
-        pool = sentence_pool(scifact_dir)
-        maker = TextMaker(pool)
-        phases["seeds"] = time.perf_counter() - t0
-        steps.set_postfix_str("embedding vs indexing")
-        throughput, vectors = bench_throughput(work, maker, plan)
-        steps.update()
-        phases["throughput"] = time.perf_counter() - t0 - sum(phases.values())
-        steps.set_postfix_str("re-index and query latency by size")
-        scale = bench_scale(work, maker, plan, vectors, query_texts(scifact_dir), bar)
-        steps.update()
-        phases["scale"] = time.perf_counter() - t0 - sum(phases.values())
-        steps.close()
+        parts = _phases(work, plan, scifact_dir, bar)
     finally:
         if not keep:
             shutil.rmtree(work, ignore_errors=True)
+    result = _summary(parts, plan)
+    result.update(
+        seconds=round(time.perf_counter() - t_start, 1),
+        # the machine's 1-minute load average before and after: figures from a busy machine are slower
+        load_avg=[load_start, round(os.getloadavg()[0], 2)],
+    )
+    result["plots"] = plot(result, out)
+    (out / "bench.json").write_text(json.dumps(result, indent=2))
+    return result
+
+
+def _summary(parts: dict, plan: Plan) -> dict:
+    seeds, throughput, scale = parts["seeds"], parts["throughput"], parts["scale"]
     i10k = min(range(len(scale["by_size"])), key=lambda i: abs(scale["by_size"][i]["chunks"] - 10_000))
     near_10k = scale["by_size"][i10k]
-    result = {
+    return {
         "embed_chunks_per_s": throughput["embed_chunks_per_s"],
         "index_chunks_per_s": throughput["index_chunks_per_s"],
         "index_vs_embed": throughput["index_vs_embed"],
@@ -470,16 +340,10 @@ def run(out: Path, plan: Plan, scifact_dir: Optional[Path] = SCIFACT, keep: bool
         "by_size": scale["by_size"],
         "seeds": seeds,
         "peak_rss_mb": peak_rss_mb(),
-        "sentence_pool": len(pool),
+        "sentence_pool": len(parts["pool"]),
         "quick": plan == Plan.quick(),
-        "seconds": round(time.perf_counter() - t_start, 1),
-        "phase_seconds": {k: round(v, 1) for k, v in phases.items()},
-        # the machine's 1-minute load average before and after: figures from a busy machine are slower
-        "load_avg": [load_start, round(os.getloadavg()[0], 2)],
+        "phase_seconds": {k: round(v, 1) for k, v in parts["phases"].items()},
     }
-    result["plots"] = plot(result, out)
-    (out / "bench.json").write_text(json.dumps(result, indent=2))
-    return result
 
 
 def format_result(r: dict) -> str:

@@ -1,0 +1,208 @@
+"""Stage 6: a question -> a checked, cited Answer, as a pipeline of small steps:
+
+    condense follow-up -> translate -> retrieve -> gate -> generate -> check citations
+    -> fall back -> translate back
+
+Each step is a method that can be read, tested and timed alone. `run` strings them together and
+streams text as it is generated; the last item it yields is the checked Answer."""
+
+from __future__ import annotations
+
+import re
+import time
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Iterator, Optional, Union
+
+from . import citations, multilingual, prompts
+from .errors import GeneratorError
+from .extractive import carries, question_need
+from .generators import Generator, make_generator, resolve_name
+from .models import Answer, Source
+
+if TYPE_CHECKING:
+    from .api import RAG
+
+# "What do the articles say about X?", "according to the review and the article on Y": answered per
+# document, each part cited to its own document.
+_MULTI_DOCUMENT = re.compile(
+    r"\b(the|both|all|which|each|these|those|two|three|several|different) (articles|documents|reports|sources|"
+    r"stories|texts|files|pieces)\b|\b(article|review|report|document)\b[^?]*\band the (article|review|report|"
+    r"document)\b", re.IGNORECASE)
+
+
+@dataclass
+class Turn:
+    """What the steps know about one question so far."""
+
+    asked: str  # as the user typed it
+    question: str = ""  # standalone (follow-ups resolved)
+    english: str = ""  # what retrieval and the generator see
+    language: Optional[str] = None  # the question's language when not English
+    sources: list[Source] = field(default_factory=list)
+    generator: str = "extractive"
+    fallback: Optional[str] = None
+    text: str = ""
+    checked: Optional[citations.Checked] = None  # set by a step that checked its parts itself
+
+
+class Pipeline:
+    def __init__(self, bot: "RAG"):
+        self.bot = bot
+        self.settings = bot.settings
+
+    # ---- the steps -----------------------------------------------------------------------------
+    def pick_generator(self, turn: Turn, requested: Optional[str]) -> Optional[Generator]:
+        turn.generator, _ = resolve_name(self.settings, requested)
+        try:
+            return self._make(turn.generator)
+        except GeneratorError as exc:
+            turn.fallback = f"{exc}; answered with the extractive generator instead"
+            turn.generator = "extractive"
+            return None
+
+    def condense(self, turn: Turn, history: list[dict], gen: Optional[Generator]) -> None:
+        """A follow-up ("what about Huawei?") becomes a standalone question."""
+        turn.question = turn.asked
+        if history:
+            from .conversation import standalone_question
+
+            turn.question = standalone_question(turn.asked, history, gen)
+
+    def translate(self, turn: Turn, gen: Optional[Generator]) -> None:
+        """Questions in another language are answered in English (the documents' language)."""
+        turn.language = multilingual.language_of(turn.question)
+        turn.english = multilingual.english_question(turn.question, gen) if turn.language else turn.question
+        if turn.english == turn.question:
+            turn.language = None  # nothing could translate it: answer as asked
+
+    def retrieve(self, turn: Turn, top_k: Optional[int]) -> None:
+        turn.sources = self.bot.retrieve(turn.english, top_k=top_k)
+
+    def gate(self, turn: Turn) -> bool:
+        """Is anything retrieved close enough to ground an answer on?"""
+        return bool(turn.sources) and max(s.similarity for s in turn.sources) >= self.settings.min_similarity
+
+    def generate(self, turn: Turn, gen: Generator) -> Iterator[str]:
+        if is_multi_document(turn.english) and len({s.doc_id for s in turn.sources}) > 1:
+            yield from self._per_document(turn, gen)
+            return
+        for delta in gen.stream(turn.english, turn.sources):
+            turn.text += delta
+            yield delta
+
+    def check(self, turn: Turn) -> citations.Checked:
+        if turn.checked is not None:
+            return turn.checked
+        return citations.check_answer(turn.text, turn.sources, turn.english, self.settings.min_support)
+
+    def fall_back(self, turn: Turn, reason: str) -> Iterator[str]:
+        """Quotes instead of a model answer; they too say "not found" when nothing carries what the
+        question asks for."""
+        turn.fallback, turn.generator = reason, "extractive"
+        yield f"\n\n[{reason}]\n\n"
+        turn.text = "".join(self._make("extractive").stream(turn.english, turn.sources))
+        yield turn.text
+
+    def translate_back(self, turn: Turn, checked: citations.Checked, gen: Optional[Generator]) -> Iterator[str]:
+        if turn.language is None or not checked.answered or gen is None or not gen.can_complete:
+            if turn.language is not None:
+                yield checked.answer  # held back while the English answer was checked
+            return
+        def stream_chat(messages: list[dict], max_tokens: int) -> Iterator[str]:
+            yield gen.complete(messages, max_tokens)
+
+        turn.text = checked.answer  # the checked English, which the sources are highlighted for
+        translated = "".join(multilingual.translate_cited(checked.answer, turn.language, stream_chat))
+        checked.answer = translated
+        yield translated
+
+    def mark_support(self, turn: Turn, checked: citations.Checked) -> None:
+        """Each cited source learns which of its sentences the answer rests on (shown highlighted)."""
+        if not checked.answered:
+            return
+        cited = set(citations.markers_in(checked.answer))
+        for s in turn.sources:
+            if s.marker in cited:
+                # A translated answer is matched through the English it was checked as.
+                s.spans = citations.support_spans(turn.text if turn.language else checked.answer, s, turn.english)
+
+    # ---- the pipeline ----------------------------------------------------------------------------
+    def run(self, question: str, generator: Optional[str], top_k: Optional[int],
+            history: list[dict]) -> Iterator[Union[str, Answer]]:
+        t0 = time.perf_counter()
+        self.bot.ensure_indexed()
+        turn = Turn(asked=question)
+        gen = self.pick_generator(turn, generator)
+        self.condense(turn, history, gen)
+        self.translate(turn, gen)
+        self.retrieve(turn, top_k)
+        checked = yield from self._answer(turn, gen)
+        yield from self.translate_back(turn, checked, gen if turn.generator != "extractive" else None)
+        self.mark_support(turn, checked)
+        yield Answer(question=turn.asked, answer=checked.answer, answered=checked.answered,
+                     generator=turn.generator, sources=turn.sources, seconds=time.perf_counter() - t0,
+                     fallback_reason=turn.fallback)
+
+    def _answer(self, turn: Turn, gen: Optional[Generator]):
+        """generate -> check -> fall back; streams English text unless it will be translated."""
+        show = turn.language is None
+        if not self.gate(turn):
+            turn.text = prompts.NOT_FOUND
+            if show:
+                yield turn.text
+            return citations.check_answer(turn.text, turn.sources, turn.english, self.settings.min_support)
+        if gen is None:
+            yield from self._shown(self.fall_back(turn, turn.fallback or "no generator"), show)
+            return self.check(turn)
+        try:
+            yield from self._shown(self.generate(turn, gen), show)
+        except GeneratorError as exc:
+            turn.text = ""
+            yield from self._shown(self.fall_back(turn, f"{exc}; answered with the extractive generator instead"),
+                                   show)
+            return self.check(turn)
+        checked = self.check(turn)
+        if turn.generator != "extractive" and (
+                (not checked.answered and checked.claims)
+                or (checked.answered and not carries(checked.answer, question_need(turn.english), turn.english))):
+            # The model wrote something, but nothing it wrote is supported by a passage (made up, only
+            # restating the question, or a document's planted instructions obeyed), or it answered a
+            # "how many" without a number, a "who" without a name.
+            reason = (f"the {turn.generator} model's answer was not supported by the documents; "
+                      "answered with the extractive generator instead")
+            yield from self._shown(self.fall_back(turn, reason), show)
+            checked = self.check(turn)
+        return checked
+
+    @staticmethod
+    def _shown(deltas: Iterator[str], show: bool) -> Iterator[str]:
+        for delta in deltas:
+            if show:
+                yield delta
+
+    def _per_document(self, turn: Turn, gen: Generator) -> Iterator[str]:
+        """One answer per document (best ranked first), each from and cited to that document only."""
+        by_doc: dict[str, list[Source]] = {}
+        for s in turn.sources:
+            by_doc.setdefault(s.doc_id, []).append(s)
+        parts, claims = [], []
+        for doc_sources in list(by_doc.values())[:self.settings.max_documents_per_answer]:
+            text = "".join(gen.stream(turn.english, doc_sources)).removeprefix(prompts.EXTRACTIVE_PREFIX)
+            checked = citations.check_answer(text, doc_sources, turn.english, self.settings.min_support)
+            claims += checked.claims
+            if checked.answered:
+                part = checked.answer
+                parts.append(part)
+                yield ("\n\n" if len(parts) > 1 else "") + part
+        turn.text = "\n\n".join(parts) if parts else prompts.NOT_FOUND
+        turn.checked = citations.Checked(turn.text, bool(parts), claims)
+        if not parts:
+            yield turn.text
+
+    def _make(self, name: str) -> Generator:
+        bot = self.bot
+        return make_generator(name, self.settings, bot.embedder, bot.retriever.lexical.idf)
+
+
+def is_multi_document(question: str) -> bool:
+    return bool(_MULTI_DOCUMENT.search(question))

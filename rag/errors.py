@@ -1,0 +1,44 @@
+"""Every error the package raises on purpose, in one module that imports nothing of the package,
+so any stage can raise or catch them without importing another stage (no import cycles).
+
+Each message is written for the person who hit it: what went wrong and what to do."""
+
+
+class RagError(Exception):
+    """Base of every error the package raises on purpose."""
+
+
+class QuestionError(RagError, ValueError):
+    """The question cannot be asked as it is; the message tells the user why."""
+
+
+class DocumentError(RagError, ValueError):
+    """A document cannot be added or deleted; the message tells the user why."""
+
+
+class UnreadableFile(RagError):
+    """The file cannot be turned into text; the message says why."""
+
+
+class StoreError(RagError, RuntimeError):
+    """A problem with the store the user can act on; the message says how."""
+
+
+class StoreLocked(StoreError):
+    """Another process is writing the store."""
+
+
+class GeneratorError(RagError, RuntimeError):
+    """The generator could not answer; the engine falls back to extractive and says why."""
+
+
+class ModelFileError(GeneratorError):
+    """The local model file is missing, incomplete or not the expected one."""
+
+
+class EvalDataError(RagError, ValueError):
+    """The eval data is missing or malformed; the message says which file and why."""
+
+
+class CommandMissing(RagError):
+    """A command's entry point is absent or cannot be imported: an installation problem."""

@@ -1,0 +1,222 @@
+"""What a generator reads: the few pieces of the retrieved passages that answer the question, each
+with the structure that gives it meaning.
+
+A sentence alone often proves nothing: a list item needs its lead-in ("three key areas:"), a table
+row needs its header, a quote needs the neighbouring sentence that names its speaker, a sentence
+opening with "They" needs the one before it. Passages are cut into such units first, then ranked.
+On 2 cores the local model reads ~65 prompt tokens a second, so every unit left out is time to
+first token saved."""
+
+from __future__ import annotations
+
+import math
+import re
+from dataclasses import dataclass
+from typing import Optional, Sequence
+
+from .models import Source
+from .text import INSTRUCTION, LIST_ITEM, SENTENCE_END, TABLE_ROW, content_terms, split_sentences
+
+_TABLE_RULE = re.compile(r"^\s*\|?\s*:?-{2,}:?\s*(\|\s*:?-{2,}:?\s*)*\|?\s*$")
+_ANAPHOR = re.compile(
+    r"^(they|them|their|this|these|those|that|it|its|he|she|his|her|such|the move|the plan|both|the two)\b", re.I)
+_SPEECH = re.compile(r"\b(said|says|say|explains?|explained|told|according to|noted|notes|added|adds|stated|"
+                     r"argued|argues|warned|warns|wrote|writes|urged|urges|called|calls)\b", re.I)
+_QUOTE = re.compile(r"[“\"].{12,}[”\"]")
+# Lists under these headings are a page's furniture, not its content.
+_FURNITURE = re.compile(r"^\W*(references|sources|further reading|related( articles| posts)?|read more|see also|"
+                        r"notes|in this (post|article)|share( this)?|tags)\W*$", re.I)
+# "3. France 24. “Xi says China must overcome AI chip challenges.” Link": an entry of a reference list.
+_REFERENCE = re.compile(r"[”\"]\s*(Link|Retrieved\b.*|\(\d{4}\))?\s*$|\bLink\s*$|https?://\S+\s*$")
+_LONG_LIST = 8  # items; a longer list is read item by item, each with its lead-in
+_LEAD_IN = re.compile(
+    r":\s*$|\b(two|three|four|five|six|several|following|these|key|main|core)\s+(\w+\s+)?"
+    r"(areas|ways|factors|steps|priorities|pillars|reasons|goals|fields|sectors|challenges|measures|"
+    r"points|technologies|aspects|initiatives|components|elements)\b", re.I)
+
+
+@dataclass
+class Unit:
+    """A piece of a passage that reads on its own: a sentence with the context it needs."""
+
+    marker: int
+    title: str
+    rank: int  # the passage's retrieval rank
+    order: int  # position in the passage
+    parts: list[str]  # what the generator reads: the piece and its context, in passage order
+    key: str  # the text that is scored against the question (the sentence or row itself)
+    complete: bool  # a full sentence, a row with its header or a list with its lead-in
+    furniture: bool = False  # a reference entry or a page's summary box: readable, never quoted
+
+    @property
+    def text(self) -> str:
+        return " ".join(self.parts)
+
+
+@dataclass
+class Selection:
+    passages: list[tuple[int, str, str]]  # (marker, title, text) for the prompt
+    focus: list[tuple[int, str, str]]  # the single best unit, same form
+    strength: float  # share of the question's rare words the best unit holds (0..1)
+    units: list[Unit]  # the chosen units, best first
+
+
+# ---- passages -> units -------------------------------------------------------------------------
+def _cells(row: str) -> list[str]:
+    return [c.strip() for c in row.strip().strip("|").split("|")]
+
+
+def _table_units(rows: list[str], caption: str) -> list[tuple[str, str]]:
+    """(text, key) for each data row: "Header: cell; Header: cell", never a row without its header.
+    The key holds the caption and header too: questions name the table ("the comparison table")."""
+    data = [r for r in rows if not _TABLE_RULE.match(r)]
+    if len(data) < 2:
+        return [(r.strip(), r.strip()) for r in data]
+    header, out = _cells(data[0]), []
+    for row in data[1:]:
+        cells = _cells(row)
+        pairs = [f"{h}: {c}" for h, c in zip(header, cells) if c]
+        heads = " | ".join(h for h in header if h)
+        out.append((f"Table ({heads}), row: " + "; ".join(pairs) + ".", f"{caption} table {heads} {row.strip()}"))
+    return out
+
+
+def _blocks(text: str) -> list[tuple[str, list[str]]]:
+    """The passage's lines grouped into ("table"|"list"|"prose", lines)."""
+    blocks: list[tuple[str, list[str]]] = []
+    for line in text.splitlines():
+        if not line.strip():
+            continue
+        kind = ("table" if TABLE_ROW.match(line) else
+                "list" if LIST_ITEM.match(line) else "prose")
+        if blocks and blocks[-1][0] == kind and kind != "prose":
+            blocks[-1][1].append(line)
+        else:
+            blocks.append((kind, [line]))
+    return blocks
+
+
+def _sentences(line: str) -> list[str]:
+    # A sentence addressing the assistant ("ignore previous instructions") is never shown to it.
+    return [line[s:e].strip() for s, e in split_sentences(line) if not INSTRUCTION.search(line[s:e])]
+
+
+def _prose_units(sentences: list[str]) -> list[tuple[list[str], str]]:
+    out = []
+    for i, sent in enumerate(sentences):
+        parts = [sent]
+        prev = sentences[i - 1] if i > 0 else None
+        nxt = sentences[i + 1] if i + 1 < len(sentences) else None
+        if prev and _ANAPHOR.match(sent):
+            parts.insert(0, prev)
+        if _QUOTE.search(sent) and not _SPEECH.search(sent):
+            # A quote's speaker is often named in the sentence before or after it.
+            if nxt and _SPEECH.search(nxt):
+                parts.append(nxt)
+            elif prev and _SPEECH.search(prev) and prev not in parts:
+                parts.insert(0, prev)
+        if _LEAD_IN.search(sent) and nxt:
+            parts.extend(sentences[i + 1: i + 4])
+        out.append((parts, sent))
+    return out
+
+
+def passage_units(source: Source, rank: int) -> list[Unit]:
+    units: list[Unit] = []
+    last_prose: list[str] = []
+    last_line = ""
+
+    def add(parts: list[str], key: str, complete: bool, furniture: bool = False) -> None:
+        units.append(Unit(source.marker, source.title, rank, len(units), parts, key, complete, furniture))
+
+    for kind, lines in _blocks(source.text):
+        if kind == "table":
+            for text, key in _table_units(lines, last_line):
+                add([text], key, True)
+        elif kind == "list":
+            items = [LIST_ITEM.sub("", item).strip() for item in lines]
+            lead = last_prose[-1] if last_prose else ""
+            # A reference list is read entry by entry: as a whole it matches every question a little.
+            furniture = bool(_FURNITURE.match(last_line)) or all(_REFERENCE.search(i) for i in items)
+            groups = [items] if len(items) <= _LONG_LIST and not furniture else [[item] for item in items]
+            for group in groups:
+                listing = "; ".join(group)
+                add([f"{lead} {listing}.".strip()], f"{lead} {listing}", True, furniture)
+        else:
+            last_line = lines[-1].strip()
+            last_prose = _sentences(" ".join(lines))
+            for parts, key in _prose_units(last_prose):
+                add(parts, key, bool(SENTENCE_END.search(key)))
+    return units
+
+
+# ---- ranking -------------------------------------------------------------------------------------
+def _idf_weights(question: str, units: list[Unit]) -> dict[str, float]:
+    df: dict[str, int] = {}
+    for u in units:
+        for t in content_terms(u.key):
+            df[t] = df.get(t, 0) + 1
+    return {t: math.log(1 + len(units) / df.get(t, 0.5)) for t in content_terms(question)}
+
+
+def word_scores(question: str, units: list[Unit]) -> list[float]:
+    """Share of the question's rare words each unit holds; fragments and later passages lose ties."""
+    weight = _idf_weights(question, units)
+    total = sum(weight.values()) or 1.0
+    return [(sum(w for t, w in weight.items() if t in content_terms(u.key)) / total)
+            * (1.0 if u.complete else 0.6) - 0.01 * u.rank for u in units]
+
+
+def _most_similar(question: str, candidates: list[int], units: list[Unit], embedder) -> Optional[int]:
+    if embedder is None or not candidates:
+        return None
+    try:
+        vecs = embedder.embed([question] + [units[i].key for i in candidates])
+    except Exception:  # noqa: BLE001 - an embedding endpoint may be down: words alone will do
+        return None
+    return candidates[int((vecs[1:] @ vecs[0]).argmax())]
+
+
+def select(question: str, sources: Sequence[Source], embedder=None, budget_chars: int = 900,
+           keep_ratio: float = 0.8, max_units: int = 4, candidates: int = 10) -> Selection:
+    """The units that answer the question best, in passage order: the one holding the most rare
+    question words, the one most similar in meaning (paraphrases), then near-ties of the first."""
+    units = [u for rank, src in enumerate(sources) for u in passage_units(src, rank)]
+    if not units:
+        return Selection([], [], 0.0, [])
+    words = word_scores(question, units)
+    order = sorted(range(len(units)), key=lambda i: -words[i])
+    picks = [order[0]]
+    similar = _most_similar(question, [i for i in order[:candidates] if units[i].complete], units, embedder)
+    if similar is not None:
+        picks.append(similar)
+    picks += [i for i in order[1:] if words[i] >= keep_ratio * words[order[0]]]
+    chosen: list[int] = []
+    seen: set[str] = set()
+    used = 0
+    for i in picks:
+        text = units[i].text
+        if text in seen or (chosen and (used + len(text) > budget_chars or len(chosen) >= max_units)):
+            continue  # overlapping chunks repeat sentences
+        chosen.append(i)
+        seen.add(text)
+        used += len(text) + 1
+    return Selection(as_passages([units[i] for i in chosen]), as_passages([units[order[0]]]),
+                     max(0.0, words[order[0]]), [units[i] for i in chosen])
+
+
+def as_passages(units: list[Unit]) -> list[tuple[int, str, str]]:
+    """(marker, title, text), units of one passage joined in their original order, each sentence
+    once (a unit's context may be another chosen unit)."""
+    out: list[tuple[int, str, str]] = []
+    shown: set[str] = set()
+    for u in sorted(units, key=lambda u: (u.rank, u.order)):
+        text = " ".join(p for p in u.parts if p not in shown)
+        shown.update(u.parts)
+        if not text:
+            continue
+        if out and out[-1][0] == u.marker:
+            out[-1] = (u.marker, u.title, f"{out[-1][2]} {text}")
+        else:
+            out.append((u.marker, u.title, text))
+    return out

@@ -1,0 +1,117 @@
+"""The extractive generator: no model, it quotes the passage units that answer the question, each
+with its marker. Also the fallback when a model declines wrongly or writes what no passage supports,
+so it quotes only what carries the kind of thing the question asks for (a number for "how many", a
+name for "who", a date for "when") and says "not found" otherwise."""
+
+from __future__ import annotations
+
+import re
+from typing import Callable, Iterator, Optional
+
+from . import prompts
+from .citations import added_terms, is_echo
+from .evidence import Unit, passage_units, word_scores
+from .generators import Generator, register
+from .models import Source
+from .settings import Settings
+from .text import MARKER, NUMBER, WORD
+
+_NEEDS = [
+    ("number", re.compile(r"\bhow (many|much|large|big|long|far|old)\b"
+                          r"|\bwhat (percentage|share|number|amount|proportion)\b", re.I)),
+    ("date", re.compile(r"\bwhen\b|\b(what|which) (year|month|day|date|week)\b|\bin what (year|month)\b", re.I)),
+    ("who", re.compile(r"^\s*(who|whom|whose)\b|\b(by|to|from|according to) whom\b|\bwho\b"
+                       r"|\b(which|what) (university|company|companies|organi[sz]ation|firm|institution|agency|"
+                       r"outlets?|newspapers?|person|people|group|ministry)\b", re.I)),
+]
+_NUMBER_WORDS = re.compile(
+    r"\b(one|two|three|four|five|six|seven|eight|nine|ten|eleven|twelve|dozen|dozens|hundreds?|thousands?|"
+    r"millions?|billions?|trillions?|half|percent)\b", re.I)
+_DATE = re.compile(
+    r"\b(1[89]\d\d|20\d\d)\b|\b(January|February|March|April|May|June|July|August|September|October|November|"
+    r"December|Monday|Tuesday|Wednesday|Thursday|Friday|Saturday|Sunday|yesterday|today|last (week|month|year))\b")
+# Who: a name (a capitalised word not opening a sentence or a quote) or a role.
+_NAME = re.compile(r"(?<![.!?“\"]\s)(?<![.!?“\"])(?<!^)\b[A-Z][\w&-]*[a-z][\w&-]*\b")
+_ROLE = re.compile(
+    r"\b(analysts?|scientists?|officials?|experts?|researchers?|leaders?|government|ministry|lawmakers?|"
+    r"legislat\w+|congress|premier|president|founders?|executives?|companies|company|firms?|body|agency|"
+    r"commission|council|authorities|entrepreneurs?|engineers?|spokesm[ae]n|spokeswoman|ceo|chairman|minister|"
+    r"regulators?|universit(y|ies)|institutes?)\b", re.I)
+
+
+def _agents(text: str) -> set[str]:
+    return {m.group(0).lower() for m in _NAME.finditer(text)} | {m.group(0).lower() for m in _ROLE.finditer(text)}
+
+
+def question_need(question: str) -> Optional[str]:
+    """What kind of answer the question asks for: "number", "date", "who", or None."""
+    for need, pattern in _NEEDS:
+        if pattern.search(question):
+            return need
+    return None
+
+
+def carries(text: str, need: Optional[str], question: str) -> bool:
+    """Does the text hold something of the asked kind that the question does not already hold?"""
+    if need is None:
+        return True
+    text = MARKER.sub(" ", text)  # "[1]" is no number
+    if need == "number":
+        found = set(NUMBER.findall(text)) | {w.lower() for w in _NUMBER_WORDS.findall(text)}
+        asked = set(NUMBER.findall(question)) | {w.lower() for w in _NUMBER_WORDS.findall(question)}
+        return bool(found - asked)
+    if need == "date":
+        return bool({m.group(0) for m in _DATE.finditer(text)} - {m.group(0) for m in _DATE.finditer(question)})
+    return bool(_agents(text) - _agents(question) - {w.lower() for w in WORD.findall(question)})
+
+
+@register("extractive")
+class ExtractiveGenerator(Generator):
+    """Quotes the units that best answer the question, each with its marker."""
+
+    name = "extractive"
+
+    def __init__(self, settings: Optional[Settings] = None, embedder=None,
+                 idf: Optional[Callable[[str], float]] = None, min_score: float = 0.35, max_quotes: int = 2):
+        self.settings = settings or Settings()
+        self.embedder = embedder
+        self.min_score = min_score
+        self.max_quotes = max_quotes
+
+    def rank(self, question: str, sources: list[Source]) -> list[tuple[float, Unit]]:
+        """Units that add something of the asked kind, best first: rare question words and meaning."""
+        need = question_need(question)
+        units = [u for rank, src in enumerate(sources) for u in passage_units(src, rank)]
+        scored = [(w, u) for w, u in zip(word_scores(question, units), units)
+                  if u.complete and not u.furniture and len(u.key) >= 25 and carries(u.key, need, question) and not is_echo(u.key, question)
+                  and added_terms(u.key, question)]
+        if not scored:
+            return []
+        # Embed only the lexically most promising units: keeps an answer well under 150 ms.
+        scored.sort(key=lambda c: -c[0])
+        scored = scored[:12]
+        if self.embedder is None:
+            return scored
+        vecs = self.embedder.embed([question] + [u.key for _, u in scored])
+        sims = vecs[1:] @ vecs[0]
+        ranked = [(0.5 * float(sim) + 0.5 * w, u) for (w, u), sim in zip(scored, sims)]
+        ranked.sort(key=lambda r: -r[0])
+        return ranked
+
+    def stream(self, question: str, sources: list[Source]) -> Iterator[str]:
+        ranked = self.rank(question, sources)
+        if not ranked or ranked[0][0] < self.min_score:
+            yield prompts.NOT_FOUND
+            return
+        best = ranked[0][0]
+        chosen: list[str] = []
+        seen: set[str] = set()
+        for score, unit in ranked:
+            if len(chosen) >= self.max_quotes or score < 0.8 * best:
+                break
+            if unit.text in seen:  # overlapping chunks repeat sentences
+                continue
+            seen.add(unit.text)
+            quoted = unit.text if unit.text[:1] in "“\"" else f"“{unit.text}”"
+            chosen.append(f"{quoted} [{unit.marker}]")
+        yield prompts.EXTRACTIVE_PREFIX + " ".join(chosen)

@@ -1,0 +1,78 @@
+"""The answer pipeline, step by step, with a scripted generator over the real index of the seeds."""
+
+from __future__ import annotations
+
+from rag import RAG
+from rag.answering import Pipeline, Turn
+from rag.prompts import NOT_FOUND
+from rag.text import markers_in
+
+from .mock_generator import MockGenerator
+
+QUESTION = "What remains a critical barrier to China's AI self-sufficiency?"
+
+
+def bot_of(seeded_store) -> RAG:
+    return RAG(seeded_store.settings)
+
+
+def test_each_step_can_run_alone(seeded_store):
+    pipeline = Pipeline(bot_of(seeded_store))
+    turn = Turn(asked=QUESTION)
+    pipeline.condense(turn, [], None)
+    pipeline.translate(turn, None)
+    pipeline.retrieve(turn, 3)
+    assert turn.english == QUESTION and turn.language is None and len(turn.sources) == 3
+    assert pipeline.gate(turn)
+
+
+def test_a_supported_model_answer_is_kept_and_cited(seeded_store):
+    MockGenerator.script("Chip bottlenecks remain a critical barrier to China's AI self-sufficiency.")
+    a = bot_of(seeded_store).ask(QUESTION, generator="mock")
+    assert a.generator == "mock" and a.answered and markers_in(a.answer)
+    cited = {s.marker for s in a.sources if s.spans}
+    assert cited == set(markers_in(a.answer))  # the cited passages know which sentence supports it
+
+
+def test_an_unsupported_answer_falls_back_to_quotes_that_carry_the_answer(seeded_store):
+    MockGenerator.script("The moon is made of green cheese.")
+    a = bot_of(seeded_store).ask(QUESTION, generator="mock")
+    assert a.generator == "extractive" and "not supported" in a.fallback_reason
+    assert "cheese" not in a.answer
+
+
+def test_a_how_many_answer_without_a_number_is_not_an_answer(seeded_store):
+    MockGenerator.script("The Chinese government allocated significant funding to AI research.")
+    a = bot_of(seeded_store).ask("How much money did the Chinese government allocate to AI research?",
+                                 generator="mock")
+    assert a.generator == "extractive" and "significant funding" not in a.answer
+
+
+def test_an_echo_is_not_an_answer(seeded_store):
+    MockGenerator.script("A critical barrier remains to China's AI self-sufficiency.")
+    a = bot_of(seeded_store).ask(QUESTION, generator="mock")
+    assert a.generator == "extractive" and a.fallback_reason
+
+
+def test_multi_document_questions_are_answered_per_document(seeded_store):
+    MockGenerator.script("China is mobilizing every sector to advance AI self-sufficiency.")
+    a = bot_of(seeded_store).ask("What do the articles say about China mobilizing every sector for AI?",
+                                 generator="mock")
+    asked_docs = [{s.doc_id for s in a.sources if s.marker in markers} for _, markers in MockGenerator.asked]
+    assert len(asked_docs) >= 2 and all(len(docs) == 1 for docs in asked_docs)  # one document per call
+
+
+def test_questions_in_another_language_are_answered_in_english_then_translated(seeded_store):
+    question = "¿Qué sigue siendo una barrera crítica para la autosuficiencia de China en IA?"
+    MockGenerator.script("Chip bottlenecks remain a critical barrier to China's AI self-sufficiency.",
+                         completions={question: QUESTION})
+    a = bot_of(seeded_store).ask(question, generator="mock")
+    assert MockGenerator.asked[0][0] == QUESTION  # the generator saw the English question
+    assert a.answered and markers_in(a.answer)
+
+
+def test_weak_retrieval_is_not_found_without_calling_the_model(seeded_store):
+    MockGenerator.script("Anything at all.")
+    bot = RAG(seeded_store.settings, min_similarity=0.99)
+    a = bot.ask(QUESTION, generator="mock")
+    assert a.answer == NOT_FOUND and not a.answered and MockGenerator.asked == []

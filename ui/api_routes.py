@@ -1,0 +1,52 @@
+"""The API for scripts (gradio_client): `ask`, with the streamed answer and then the checked one.
+
+    Client(url).predict(question, top_k, generator, history, api_name="/ask")
+"""
+
+import time
+from typing import Callable, Optional
+
+import gradio as gr
+
+from rag import RAG, QuestionError
+
+from .chat import ANSWER_CONCURRENCY
+from .jobs import IndexJob
+
+
+def ask_function(bot: RAG, job: IndexJob) -> Callable:
+    """The `ask` endpoint over bot. Its signature, annotations and docstring are what gr.api publishes
+    (it reads the return annotation as the type of each streamed item, so that stays `dict`)."""
+
+    def ask(question: str, top_k: int = 0, generator: str = "",  # type: ignore[misc]
+            history: Optional[list] = None) -> dict:
+        """Answer a question from the documents. While the answer is written, yields
+        {"question", "answer" (text so far), "done": false}; then the checked answer:
+        {"question", "answer", "answered", "generator", "sources": [{"marker", "doc_id", "file_name",
+        "title", "text", "start", "end", "score"}], "seconds", "done": true}. Every [n] in "answer"
+        is the "marker" of one of "sources". history: earlier turns as [{"role", "content"}]."""
+        try:
+            k = int(top_k or 0)
+        except (TypeError, ValueError):
+            raise gr.Error(f"top_k must be a whole number, not {top_k!r}") from None
+        while job.running:
+            time.sleep(0.2)
+        try:
+            stream = bot.ask_stream(question, generator=generator or None, top_k=k or None,
+                                    history=[t for t in (history or []) if isinstance(t, dict)])
+            text = ""
+            for delta in stream:
+                text += delta
+                yield {"question": question, "answer": text, "done": False}
+        except QuestionError as exc:
+            raise gr.Error(str(exc)) from None
+        answer = stream.answer
+        assert answer is not None  # set once the stream is exhausted
+        yield {**answer.to_dict(), "done": True}
+
+    return ask
+
+
+def register(bot: RAG, job: IndexJob) -> None:
+    """Add /ask to the gr.Blocks this is called in; it shares the chat's concurrency limit."""
+    gr.api(ask_function(bot, job), api_name="ask", concurrency_limit=ANSWER_CONCURRENCY, concurrency_id="answer")

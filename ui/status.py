@@ -1,0 +1,30 @@
+"""The index summary: the line at the top of the page (or the indexing progress while a run is
+under way) and the details in the Documents tab."""
+
+import gradio as gr
+
+from rag import RAG
+
+from . import render
+from .jobs import IndexJob
+
+
+def header() -> gr.HTML:
+    """The page title and the status line beside it (filled in when the page loads)."""
+    with gr.Row(equal_height=False):
+        gr.Markdown("## Ask your documents\nAnswers come only from your documents, with the passages cited.")
+        return gr.HTML(render.banner_html("info", "Loading…"), elem_id="top-status")
+
+
+def top_status(bot: RAG, job: IndexJob) -> str:
+    if job.running:
+        return job.progress_html()
+    info = bot.status()
+    gen = info.get("generator", "")
+    return render.banner_html("info", f"{info['documents']} documents · {info['chunks']} chunks indexed · "
+                                      f"answers by {gen}")
+
+
+def index_info(bot: RAG) -> str:
+    """Documents, chunks, size on disk, models and folders, for the Documents tab."""
+    return render.status_html(bot.status())
