@@ -9,5 +9,5 @@ from .errors import DocumentError, GeneratorError, QuestionError, RagError, Stor
 from .models import Answer, IndexReport, Source  # noqa: E402
 from .settings import Settings  # noqa: E402
 
-__all__ = ["RAG", "AnswerStream", "Answer", "IndexReport", "Source", "Settings",
+__all__ = ["offline", "RAG", "AnswerStream", "Answer", "IndexReport", "Source", "Settings",
            "RagError", "QuestionError", "DocumentError", "GeneratorError", "StoreError"]

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Iterator, Optional, Union
 from . import citations, multilingual, prompts
 from .errors import GeneratorError
 from .extractive import carries, question_need
-from .generators import Generator, make_generator, resolve_name
+from .generators import Generator, local_available, make_generator, resolve_name
 from .models import Answer, Source
 
 if TYPE_CHECKING:
@@ -28,6 +28,10 @@ _MULTI_DOCUMENT = re.compile(
     r"\b(the|both|all|which|each|these|those|two|three|several|different) (articles|documents|reports|sources|"
     r"stories|texts|files|pieces)\b|\b(article|review|report|document)\b[^?]*\band the (article|review|report|"
     r"document)\b", re.IGNORECASE)
+# ", and on which day ...", "? When ...": where a second question starts.
+_COMPOUND = re.compile(
+    r",?\s+and\s+(?=(?:on|in|at|for|by|to|from|with|since)?\s*(?:which|what|who|whom|whose|when|where|how|why)\b)"
+    r"|(?<=\?)\s+(?=(?:Which|What|Who|Whom|Whose|When|Where|How|Why)\b)", re.IGNORECASE)
 
 
 @dataclass
@@ -43,6 +47,9 @@ class Turn:
     fallback: Optional[str] = None
     text: str = ""
     checked: Optional[citations.Checked] = None  # set by a step that checked its parts itself
+    # A question in parts ("on which day did X ..., and on which day did Y ...?"): each part with the
+    # sources retrieved for it, answered one by one.
+    parts: list[tuple[str, list[Source]]] = field(default_factory=list)
 
 
 class Pipeline:
@@ -69,22 +76,47 @@ class Pipeline:
             turn.question = standalone_question(turn.asked, history, gen)
 
     def translate(self, turn: Turn, gen: Optional[Generator]) -> None:
-        """Questions in another language are answered in English (the documents' language)."""
+        """Questions in another language are answered in English (the documents' language); without
+        a model to answer with (extractive), the local model translates when it is installed."""
         turn.language = multilingual.language_of(turn.question)
-        turn.english = multilingual.english_question(turn.question, gen) if turn.language else turn.question
+        if turn.language:
+            turn.english = multilingual.english_question(turn.question, self._translator(gen))
+        else:
+            turn.english = turn.question
         if turn.english == turn.question:
             turn.language = None  # nothing could translate it: answer as asked
 
     def retrieve(self, turn: Turn, top_k: Optional[int]) -> None:
-        turn.sources = self.bot.retrieve(turn.english, top_k=top_k)
+        """The passages for the question; for a question in parts, each part's passages, merged and
+        numbered once, so every part is searched for rather than the part with the rarer words."""
+        questions = split_compound(turn.english)
+        if len(questions) == 1:
+            turn.sources = self.bot.retrieve(turn.english, top_k=top_k)
+            return
+        per_part = max(2, (top_k or self.settings.top_k) // len(questions) + 1)
+        merged: dict[str, Source] = {}
+        for question in questions:
+            found = [merged.setdefault(s.chunk_id or f"{s.doc_id}:{s.start}", s)
+                     for s in self.bot.retrieve(question, top_k=per_part)]
+            turn.parts.append((question, found))
+        turn.sources = list(merged.values())
+        for n, source in enumerate(turn.sources, start=1):
+            source.marker = n
 
     def gate(self, turn: Turn) -> bool:
         """Is anything retrieved close enough to ground an answer on?"""
         return bool(turn.sources) and max(s.similarity for s in turn.sources) >= self.settings.min_similarity
 
     def generate(self, turn: Turn, gen: Generator) -> Iterator[str]:
+        if turn.parts:
+            yield from self._in_parts(turn, gen, turn.parts)
+            return
         if is_multi_document(turn.english) and len({s.doc_id for s in turn.sources}) > 1:
-            yield from self._per_document(turn, gen)
+            by_doc: dict[str, list[Source]] = {}
+            for s in turn.sources:
+                by_doc.setdefault(s.doc_id, []).append(s)
+            documents = list(by_doc.values())[: self.settings.max_documents_per_answer]
+            yield from self._in_parts(turn, gen, [(turn.english, sources) for sources in documents])
             return
         for delta in gen.stream(turn.english, turn.sources):
             turn.text += delta
@@ -180,24 +212,31 @@ class Pipeline:
             if show:
                 yield delta
 
-    def _per_document(self, turn: Turn, gen: Generator) -> Iterator[str]:
-        """One answer per document (best ranked first), each from and cited to that document only."""
-        by_doc: dict[str, list[Source]] = {}
-        for s in turn.sources:
-            by_doc.setdefault(s.doc_id, []).append(s)
+    def _in_parts(self, turn: Turn, gen: Generator, groups: list[tuple[str, list[Source]]]) -> Iterator[str]:
+        """One answer per (question, sources) group, each checked against and cited to its own
+        sources only; the parts that are answered are joined."""
         parts, claims = [], []
-        for doc_sources in list(by_doc.values())[:self.settings.max_documents_per_answer]:
-            text = "".join(gen.stream(turn.english, doc_sources)).removeprefix(prompts.EXTRACTIVE_PREFIX)
-            checked = citations.check_answer(text, doc_sources, turn.english, self.settings.min_support)
+        for question, sources in groups:
+            text = "".join(gen.stream(question, sources)).removeprefix(prompts.EXTRACTIVE_PREFIX)
+            checked = citations.check_answer(text, sources, question, self.settings.min_support)
             claims += checked.claims
             if checked.answered:
-                part = checked.answer
-                parts.append(part)
-                yield ("\n\n" if len(parts) > 1 else "") + part
+                parts.append(checked.answer)
+                yield ("\n\n" if len(parts) > 1 else "") + checked.answer
         turn.text = "\n\n".join(parts) if parts else prompts.NOT_FOUND
         turn.checked = citations.Checked(turn.text, bool(parts), claims)
         if not parts:
             yield turn.text
+
+    def _translator(self, gen: Optional[Generator]) -> Optional[Generator]:
+        if gen is not None and gen.can_complete:
+            return gen
+        if local_available(self.settings) is None:
+            try:
+                return self._make("local")
+            except GeneratorError:
+                return None
+        return None
 
     def _make(self, name: str) -> Generator:
         bot = self.bot
@@ -206,3 +245,10 @@ class Pipeline:
 
 def is_multi_document(question: str) -> bool:
     return bool(_MULTI_DOCUMENT.search(question))
+
+
+def split_compound(question: str) -> list[str]:
+    """The parts of a question that asks two things ("On which day did X speak, and on which day
+    did Y?"); the question itself when it asks one."""
+    parts = [p.strip(" ,;") for p in _COMPOUND.split(question) if p and p.strip(" ,;")]
+    return parts if len(parts) > 1 and all(len(p.split()) >= 4 for p in parts) else [question]

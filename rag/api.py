@@ -25,6 +25,7 @@ from .indexer import Indexer, Progress
 from .lexical import LexicalIndex
 from .models import Answer, IndexReport, Source
 from .retrieval import Mode, Retriever
+from .safety import mask_credentials, mask_url
 from .settings import Settings
 from .store import Store
 
@@ -183,7 +184,8 @@ class RAG:
 
         low, high = self.top_k_range()
         if top_k is not None and (isinstance(top_k, bool) or not isinstance(top_k, int) or not low <= top_k <= high):
-            raise QuestionError(f"top_k must be a whole number from {low} to {high}, not {top_k!r}")
+            raise QuestionError(f"top_k must be a whole number from {low} to {high}, not {top_k!r} "
+                                "(None: the configured RAG_TOP_K)")
         if generator is not None and generator not in names():
             raise QuestionError(f"generator must be one of {', '.join(names())}, not {generator!r}")
         if mode is not None and mode not in ("hybrid", "dense", "bm25"):
@@ -232,19 +234,20 @@ class RAG:
         info = {"generator": name}
         if name == "openai":
             info["model"] = self.settings.llm_model
-            info["endpoint"] = self.settings.openai_base_url or "https://api.openai.com/v1"
+            info["endpoint"] = mask_url(self.settings.openai_base_url) or "https://api.openai.com/v1"
         if name == "local":
             from .local_weights import describe
 
             info.update(describe(self.settings))
         if why:
-            info["note"] = why
+            info["note"] = mask_credentials(why)
         return info
 
     def status(self) -> dict:
+        """What is indexed and which models answer; no password, key or token of a URL is shown."""
         catalog = self.store.catalog()
         record = self.store.store_record()
-        return {
+        info = {
             "documents": len(catalog),
             "chunks": self.store.chunk_count(),
             "embedding_model": record.get("embed_model") or self.settings.embed_model,
@@ -253,6 +256,7 @@ class RAG:
             "docs_dir": str(self.settings.docs_dir.resolve()),
             **self.generator_status(),
         }
+        return {k: mask_credentials(v) if isinstance(v, str) else v for k, v in info.items()}
 
     def store_bytes(self) -> Optional[int]:
         """Size of the on-disk store; None for a Chroma server (its size is the server's)."""

@@ -40,7 +40,8 @@ _VAGUE = frozenset(content_terms(
     "key main major overall generally new recent recently deliver delivered make made take taken give "
     "given get got happen happened discuss discussed mention mentioned talk talked describe described "
     "state stated note noted report reported article articles document documents passage passages text "
-    "question answer yes"
+    "question answer yes more less beyond itself suggest suggests suggested indicate indicates show shows "
+    "play plays role crucial ability way ways thing things aspect aspects"
 ))
 _NEGATION = re.compile(r"\b(not|no|never|neither|nor|none|cannot|without)\b|n't\b", re.IGNORECASE)
 _REFUSAL = re.compile(

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 import sys
 from pathlib import Path
 from typing import Callable, Optional
 
 from . import offline
-from .errors import CommandMissing
+from .errors import CommandMissing, StoreError
+from .safety import clean_line, clean_text, json_safe, mask_credentials, show
 
 offline.apply()
 
@@ -49,11 +51,45 @@ def _bot(args):
     return RAG(**overrides)
 
 
+def _json(value, ensure_ascii: bool = False) -> str:
+    """One JSON line that is safe on a terminal (no raw C1 controls or bidi overrides)."""
+    return json_safe(json.dumps(value, ensure_ascii=ensure_ascii))
+
+
+def _fix_text(text: str) -> str:
+    """Text from argv or stdin with undecodable bytes (lone surrogates) as U+FFFD."""
+    if not re.search("[\ud800-\udfff]", text):
+        return text
+    try:
+        return text.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
+    except UnicodeEncodeError:
+        return re.sub("[\ud800-\udfff]", "\ufffd", text)
+
+
+def _stdin_questions():
+    """(question, note) per non-blank stdin line, read as it comes. Bytes that are not valid in the
+    input encoding become U+FFFD, with a note, rather than ending the batch."""
+    buffer = getattr(sys.stdin, "buffer", None)
+    encoding = getattr(sys.stdin, "encoding", None) or "utf-8"
+    for number, raw in enumerate(buffer if buffer is not None else sys.stdin, start=1):
+        note = None
+        if isinstance(raw, bytes):
+            try:
+                text = raw.decode(encoding)
+            except UnicodeDecodeError:
+                text = raw.decode(encoding, errors="replace")
+                note = f"line {number} has bytes that are not {encoding} text; they are read as \ufffd"
+        else:
+            text = _fix_text(raw)
+        if text.strip():
+            yield text, note
+
+
 def cmd_index(args) -> int:
     bot = _bot(args)
     report = bot.index(rebuild=args.rebuild, progress=_progress_bar(not args.json))
     if args.json:
-        print(json.dumps(report.to_dict()))
+        print(_json(report.to_dict(), ensure_ascii=True))
     else:
         print(
             f"{report.added} added, {report.updated} updated, {report.removed} removed, "
@@ -61,23 +97,24 @@ def cmd_index(args) -> int:
             f"store ({report.seconds:.1f} s)"
         )
         for s in report.skipped:
-            print(f"skipped {s.file}: {s.reason}", file=sys.stderr)
+            print(f"skipped {clean_line(s.file)}: {clean_line(mask_credentials(s.reason))}", file=sys.stderr)
     return 0
 
 
 def _print_answer(answer, as_json: bool):
     if as_json:
-        print(json.dumps(answer.to_dict(), ensure_ascii=False), flush=True)
+        print(_json(answer.to_dict()), flush=True)
         return
     if answer.fallback_reason:
-        print(f"note: {answer.fallback_reason}", file=sys.stderr)
-    print(answer.answer)
+        print(f"note: {clean_line(mask_credentials(answer.fallback_reason))}", file=sys.stderr)
+    # Text from documents and models may carry terminal escape codes: only our own layout is printed raw.
+    print(clean_text(answer.answer))
     from .text import markers_in
 
     cited = set(markers_in(answer.answer))
     for s in answer.sources:
         if s.marker in cited:
-            print(f"  [{s.marker}] {s.title} ({s.file_name}, chars {s.start}-{s.end})")
+            print(f"  [{s.marker}] {clean_line(s.title)} ({clean_line(s.file_name)}, chars {s.start}-{s.end})")
     print(flush=True)
 
 
@@ -85,9 +122,14 @@ def cmd_ask(args) -> int:
     from .api import QuestionError
 
     bot = _bot(args)
-    questions = [args.question] if args.question is not None else [line for line in sys.stdin if line.strip()]
+    if args.question is not None:
+        questions = iter([(_fix_text(args.question), None)])
+    else:
+        questions = _stdin_questions()
     status = 0
-    for q in questions:
+    for q, note in questions:
+        if note:
+            print(f"note: {note}", file=sys.stderr)
         try:
             if args.json or not sys.stdout.isatty():
                 _print_answer(bot.ask(q, generator=args.generator, top_k=args.top_k), args.json)
@@ -97,7 +139,7 @@ def cmd_ask(args) -> int:
             streamed = ""
             for delta in stream:
                 streamed += delta
-                print(delta, end="", flush=True)
+                print(clean_text(delta), end="", flush=True)
             print("\n")
             answer = stream.answer
             if answer.answer.strip() != streamed.strip():
@@ -105,20 +147,30 @@ def cmd_ask(args) -> int:
             _print_answer(answer, False)
         except QuestionError as exc:
             status = 2
-            if args.json:
-                print(json.dumps({"question": q.strip()[:200], "error": str(exc)}), flush=True)
-            else:
-                print(f"error: {exc}", file=sys.stderr)
+            _question_failed(args, q, str(exc))
+        except StoreError:
+            raise  # the store is unusable: every later question would fail the same way
+        except Exception as exc:  # noqa: BLE001 - one bad question costs that question, not the batch
+            status = max(status, 1)
+            _question_failed(args, q, f"this question could not be answered ({type(exc).__name__}: {exc})")
     return status
+
+
+def _question_failed(args, question: str, message: str) -> None:
+    if args.json:
+        print(_json({"question": question.strip()[:200], "error": mask_credentials(message)}), flush=True)
+    else:
+        print(f"error: {clean_line(mask_credentials(message))}", file=sys.stderr, flush=True)
 
 
 def cmd_status(args) -> int:
     info = _bot(args).status()
+    # status() masks credentials already; masked again here so no path can print one.
     if args.json:
-        print(json.dumps(info))
+        print(_json({k: show(v) if isinstance(v, str) else v for k, v in info.items()}, ensure_ascii=True))
     else:
         for k, v in info.items():
-            print(f"{k:16} {v}")
+            print(f"{k:16} {clean_line(show(v))}")
     return 0
 
 
@@ -169,7 +221,7 @@ def cmd_eval(args) -> int:
                             generator=args.generator, bar=_tqdm_bar(progress),
                             index_progress=_progress_bar(progress), limit=args.limit, peer=args.peer,
                             out=Path(args.out) if args.out else None)
-    print(json.dumps(result, ensure_ascii=False) if args.json else report.format_result(result))
+    print(_json(result) if args.json else clean_text(report.format_result(result)))
     return 0
 
 
@@ -181,7 +233,7 @@ def cmd_bench(args) -> int:
         plan.sizes = tuple(sorted(int(x) for x in args.sizes.split(",")))
     result = bench.run(Path(args.out), plan, scifact_dir=Path(args.scifact) if args.scifact else bench.SCIFACT,
                        show_progress=not args.json)
-    print(json.dumps(result) if args.json else bench.format_result(result))
+    print(_json(result, ensure_ascii=True) if args.json else clean_text(bench.format_result(result)))
     return 0
 
 
@@ -248,13 +300,11 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Optional[list[str]] = None) -> int:
-    from .store import StoreError
-
     args = build_parser().parse_args(argv)
     try:
         return args.func(args)
     except (StoreError, CommandMissing, FileNotFoundError, ValueError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
+        print(f"error: {show(exc)}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         print("interrupted; the index stays usable and the next `rag index` completes it", file=sys.stderr)

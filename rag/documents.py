@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import hashlib
-import html
 import io
 import re
+import unicodedata
 from html.parser import HTMLParser
 from pathlib import Path
 from typing import Iterable, Iterator, Union
@@ -42,7 +42,8 @@ def file_sha256(data: bytes) -> str:
 
 
 def decode_text(data: bytes) -> str:
-    """UTF-8 (with or without BOM), UTF-16 with BOM, else cp1252/latin-1; binary is refused."""
+    """UTF-8 (with or without BOM), UTF-16 with BOM; other encodings (Shift-JIS, GBK, Big5,
+    cp1251, ...) detected with charset-normalizer, else cp1252/latin-1; binary is refused."""
     if data.startswith((b"\xff\xfe", b"\xfe\xff")):
         try:
             return _refuse_binary(data.decode("utf-16"))
@@ -54,11 +55,49 @@ def decode_text(data: bytes) -> str:
         return data.decode("utf-8-sig")
     except UnicodeDecodeError:
         pass
+    detected = _detect_encoding(data)
+    if detected is not None:
+        return _refuse_binary(detected)
     try:
         text = data.decode("cp1252")
     except UnicodeDecodeError:
         text = data.decode("latin-1")
     return _refuse_binary(text)
+
+
+# Multi-byte encodings of Chinese, Japanese and Korean text, which charset-normalizer tells apart well.
+_CJK_ENCODINGS = {"cp932", "shift_jis", "shift_jis_2004", "shift_jisx0213", "euc_jp", "euc_jis_2004",
+                  "euc_jisx0213", "iso2022_jp", "gb18030", "gb2312", "gbk", "cp936", "hz", "big5", "big5hkscs",
+                  "cp950", "cp949", "euc_kr", "johab", "iso2022_kr"}
+
+
+def _detect_encoding(data: bytes) -> str | None:
+    """The text of non-UTF-8 bytes when charset-normalizer is sure of an encoding that is not a
+    Western one: a CJK multi-byte encoding, or a single-byte one of a non-Latin script (Cyrillic,
+    Greek, Hebrew, Arabic, Thai ...). None otherwise: short Western text is where its guesses are
+    weakest (it reads cp1252 curly quotes as cp852), so that is left to cp1252."""
+    from charset_normalizer import from_bytes
+
+    try:
+        best = from_bytes(data).best()
+    except Exception:  # noqa: BLE001 - detection is a heuristic; cp1252 remains
+        return None
+    if best is None or best.encoding in (None, "utf_8", "cp1252", "latin_1", "ascii") or best.chaos > 0.1:
+        return None
+    text = str(best)
+    if not _mostly_non_latin(text):
+        return None
+    if best.encoding in _CJK_ENCODINGS or best.coherence >= 0.2:
+        return text
+    return None
+
+
+def _mostly_non_latin(text: str) -> bool:
+    letters = [c for c in text if ord(c) > 127 and c.isalpha()]
+    if not letters:
+        return False
+    latin = sum(1 for c in letters if unicodedata.name(c, "").startswith("LATIN"))
+    return latin <= len(letters) * 0.2
 
 
 def _refuse_binary(text: str) -> str:
@@ -112,7 +151,8 @@ def html_to_text(source: str) -> tuple[str, str]:
     text = "".join(parser.parts)
     text = re.sub(r"[ \t\r\f\v]+", " ", text)
     text = re.sub(r" *\n[ \n]*", "\n", text).strip()
-    return text, html.unescape(" ".join("".join(parser.title_parts).split()))
+    # convert_charrefs has already unescaped the title once: `&amp;amp;` is shown as `&amp;`
+    return text, " ".join("".join(parser.title_parts).split())
 
 
 def pdf_to_text(data: bytes) -> str:
@@ -138,9 +178,47 @@ def _first_line_title(text: str) -> str:
     return ""
 
 
+# Leading bytes of file formats that are not text, whatever their name says.
+_MAGIC: tuple[tuple[bytes, str], ...] = (
+    (b"%PDF-", "a PDF document"),
+    (b"PK\x03\x04", "a ZIP archive (or a Word/Excel/OpenDocument file)"),
+    (b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1", "an old Microsoft Office document"),
+    (b"{\\rtf", "an RTF document"),
+    (b"%!PS", "a PostScript document"),
+    (b"\x89PNG\r\n\x1a\n", "a PNG image"),
+    (b"\xff\xd8\xff", "a JPEG image"),
+    (b"GIF87a", "a GIF image"),
+    (b"GIF89a", "a GIF image"),
+    (b"\x1f\x8b", "a gzip archive"),
+    (b"\xfd7zXZ\x00", "an xz archive"),
+    (b"7z\xbc\xaf\x27\x1c", "a 7-Zip archive"),
+    (b"Rar!\x1a\x07", "a RAR archive"),
+    (b"\x7fELF", "a program (ELF)"),
+    (b"SQLite format 3\x00", "an SQLite database"),
+)
+
+
+def sniff_kind(data: bytes) -> str | None:
+    """What the content is when it is a known non-text format (by its leading bytes), else None."""
+    head = data[:64].lstrip(b" \t\r\n")  # a PDF may start after a blank line
+    for magic, kind in _MAGIC:
+        if head.startswith(magic):
+            return kind
+    if re.match(rb"BZh[1-9]1AY&SY", head):
+        return "a bzip2 archive"
+    if head.startswith(b"MZ") and b"\x00" in head:  # "MZ" alone is too common a start of text
+        return "a Windows program"
+    return None
+
+
 def parse_bytes(data: bytes, file_name: str) -> tuple[str, str]:
-    """(text, title) of a file's bytes, chosen by its suffix."""
+    """(text, title) of a file's bytes, chosen by its suffix; the content must be of that type
+    (a PDF named `x.md` is refused, not read as text)."""
     suffix = Path(file_name).suffix.lower()
+    kind = sniff_kind(data)
+    if suffix != ".pdf" and kind is not None:
+        proper = " (rename it to .pdf)" if kind == "a PDF document" else ""
+        raise UnreadableFile(f"binary content: the file is {kind}, not a {suffix or 'text'} file{proper}")
     if suffix == ".pdf":
         if not data.startswith(b"%PDF"):
             raise UnreadableFile("not a PDF file")

@@ -178,19 +178,25 @@ def _most_similar(question: str, candidates: list[int], units: list[Unit], embed
 
 
 def select(question: str, sources: Sequence[Source], embedder=None, budget_chars: int = 900,
-           keep_ratio: float = 0.8, max_units: int = 4, candidates: int = 10) -> Selection:
+           keep_ratio: float = 0.8, max_units: int = 5, candidates: int = 25) -> Selection:
     """The units that answer the question best, in passage order: the one holding the most rare
-    question words, the one most similar in meaning (paraphrases), then near-ties of the first."""
+    question words and the sentence after it (answers often follow the sentence that names the topic:
+    "X met Y. The meeting underscored ..."), the one most similar in meaning (paraphrases), then
+    near-ties of the first, while the budget lasts."""
     units = [u for rank, src in enumerate(sources) for u in passage_units(src, rank)]
     if not units:
         return Selection([], [], 0.0, [])
     words = word_scores(question, units)
     order = sorted(range(len(units)), key=lambda i: -words[i])
-    picks = [order[0]]
+    best = order[0]
+    picks = [best]
+    following = best + 1
+    if following < len(units) and units[following].marker == units[best].marker and not units[following].furniture:
+        picks.append(following)
     similar = _most_similar(question, [i for i in order[:candidates] if units[i].complete], units, embedder)
     if similar is not None:
         picks.append(similar)
-    picks += [i for i in order[1:] if words[i] >= keep_ratio * words[order[0]]]
+    picks += [i for i in order[1:] if words[i] >= keep_ratio * words[best]]
     chosen: list[int] = []
     seen: set[str] = set()
     used = 0
@@ -201,8 +207,8 @@ def select(question: str, sources: Sequence[Source], embedder=None, budget_chars
         chosen.append(i)
         seen.add(text)
         used += len(text) + 1
-    return Selection(as_passages([units[i] for i in chosen]), as_passages([units[order[0]]]),
-                     max(0.0, words[order[0]]), [units[i] for i in chosen])
+    return Selection(as_passages([units[i] for i in chosen]), as_passages([units[best]]),
+                     max(0.0, words[best]), [units[i] for i in chosen])
 
 
 def as_passages(units: list[Unit]) -> list[tuple[int, str, str]]:

@@ -82,9 +82,7 @@ class ExtractiveGenerator(Generator):
         """Units that add something of the asked kind, best first: rare question words and meaning."""
         need = question_need(question)
         units = [u for rank, src in enumerate(sources) for u in passage_units(src, rank)]
-        scored = [(w, u) for w, u in zip(word_scores(question, units), units)
-                  if u.complete and not u.furniture and len(u.key) >= 25 and carries(u.key, need, question) and not is_echo(u.key, question)
-                  and added_terms(u.key, question)]
+        scored = [(w, u) for w, u in zip(word_scores(question, units), units) if self._quotable(u, need, question)]
         if not scored:
             return []
         # Embed only the lexically most promising units: keeps an answer well under 150 ms.
@@ -98,20 +96,28 @@ class ExtractiveGenerator(Generator):
         ranked.sort(key=lambda r: -r[0])
         return ranked
 
+    @staticmethod
+    def _quotable(unit: Unit, need: Optional[str], question: str) -> bool:
+        """A full sentence (not a heading or a reference entry) that adds something of the asked kind."""
+        return (unit.complete and not unit.furniture and len(unit.key) >= 25 and carries(unit.key, need, question)
+                and not is_echo(unit.key, question) and bool(added_terms(unit.key, question)))
+
     def stream(self, question: str, sources: list[Source]) -> Iterator[str]:
         ranked = self.rank(question, sources)
         if not ranked or ranked[0][0] < self.min_score:
             yield prompts.NOT_FOUND
             return
         best = ranked[0][0]
-        chosen: list[str] = []
+        quotes: list[str] = []
         seen: set[str] = set()
-        for score, unit in ranked:
-            if len(chosen) >= self.max_quotes or score < 0.8 * best:
+        for score, unit in ranked[: self.max_quotes]:
+            if score < 0.8 * best:
                 break
-            if unit.text in seen:  # overlapping chunks repeat sentences
-                continue
-            seen.add(unit.text)
-            quoted = unit.text if unit.text[:1] in "“\"" else f"“{unit.text}”"
-            chosen.append(f"{quoted} [{unit.marker}]")
-        yield prompts.EXTRACTIVE_PREFIX + " ".join(chosen)
+            # One quote per sentence, each with its marker; a sentence already quoted (overlapping
+            # chunks, or the context of another unit) is not quoted twice.
+            for part in unit.parts:
+                if part not in seen:
+                    seen.add(part)
+                    quoted = part if "“" in part or '"' in part else f"“{part}”"  # no quotes in quotes
+                    quotes.append(f"{quoted} [{unit.marker}]")
+        yield prompts.EXTRACTIVE_PREFIX + " ".join(quotes)

@@ -48,8 +48,8 @@ class Indexer:
 
             removed = [d for d in catalog if d not in current and not _kept_despite_error(d, report)]
             self.store.uncommit_documents(removed)
-            for doc_id in removed:
-                self.store.delete_chunks(doc_id)
+            if removed:
+                self.store.delete_chunks(dict.fromkeys(removed))  # paged, batches of documents
             report.removed = len(removed)
 
             todo = [(d, p, sha) for d, (p, sha) in current.items()
@@ -64,8 +64,8 @@ class Indexer:
             self.retriever.sync_lexical(force=changed)
             progress("bm25", 1, 1)
             # Old versions go only now: until the version moved, readers' catalogs still named them.
-            for doc_id, sha in replaced:
-                self.store.delete_chunks(doc_id, keep_sha=sha)
+            if replaced:
+                self.store.delete_chunks(dict(replaced))
             if interrupted:
                 self.store.sweep_orphans()
             self.store.end_write()
@@ -124,12 +124,7 @@ class Indexer:
 
     def _reusable_vectors(self, doc_ids: list[str]) -> dict[str, np.ndarray]:
         """Vectors of unchanged chunk texts in documents being replaced: no need to embed them again."""
-        reused: dict[str, np.ndarray] = {}
-        for doc_id in doc_ids:
-            got = self.store.chunks.get(where={"doc_id": doc_id}, include=["documents", "embeddings"])
-            for text, emb in zip(got["documents"], got["embeddings"]):
-                reused[text] = np.asarray(emb, dtype=np.float32)
-        return reused
+        return dict(self.store.chunk_texts_and_vectors(doc_ids)) if doc_ids else {}
 
 
 def _kept_despite_error(doc_id: str, report: IndexReport) -> bool:

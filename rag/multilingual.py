@@ -5,11 +5,11 @@ every translated sentence keeps the citation its English sentence earned."""
 from __future__ import annotations
 
 import re
-import threading
-from collections import OrderedDict
+from functools import lru_cache
 from typing import Callable, Iterator, Optional
 
 from . import prompts
+from .errors import GeneratorError
 from .text import MARKER, markers_in, split_sentences
 
 # Non-Latin scripts, checked in this order (kana before Han: Japanese mixes both).
@@ -59,32 +59,6 @@ def language_of(text: str) -> Optional[str]:
     return language if best >= 2 else None
 
 
-class _Translations:
-    """Recent question translations, so retrieval and answering translate a question only once."""
-
-    def __init__(self, size: int = 256):
-        self._items: OrderedDict = OrderedDict()
-        self._size = size
-        self._lock = threading.Lock()
-
-    def get(self, key):
-        with self._lock:
-            if key in self._items:
-                self._items.move_to_end(key)
-                return self._items[key]
-        return None
-
-    def put(self, key, value):
-        with self._lock:
-            self._items[key] = value
-            self._items.move_to_end(key)
-            while len(self._items) > self._size:
-                self._items.popitem(last=False)
-
-
-_to_english = _Translations()
-
-
 def _clean(reply: str) -> str:
     reply = reply.strip().strip('"“”').strip()
     return reply.splitlines()[0].strip() if reply else reply
@@ -93,30 +67,23 @@ def _clean(reply: str) -> str:
 def english_question(question: str, gen) -> str:
     """The question in English, translated by the generator's model; the question itself when it is
     English already or no model can translate it."""
-    if language_of(question) is None or not hasattr(gen, "complete"):
+    if language_of(question) is None or not getattr(gen, "can_complete", False):
         return question
-    key = (getattr(gen, "name", ""), question)
-    cached = _to_english.get(key)
-    if cached is not None:
-        return cached
-    from .generators import GeneratorError
-
     try:
-        english = _clean(gen.complete(
-            [{"role": "system", "content": prompts.TRANSLATE_TO_ENGLISH},
-             {"role": "user", "content": question}],
-            max_tokens=64,
-        ))
+        return _to_english(gen, question)
     except GeneratorError:
         return question  # retrieval with the original words still works for names and numbers
-    english = english or question
-    _to_english.put(key, english)
-    return english
 
 
-def retrieval_query(question: str, gen) -> str:
-    """What to retrieve with: the English translation of a question in another language."""
-    return english_question(question, gen)
+@lru_cache(maxsize=256)
+def _to_english(gen, question: str) -> str:
+    """Cached per model and question: condensing, retrieval and answering translate it once.
+    A failure raises, so it is not cached."""
+    english = _clean(gen.complete(
+        [{"role": "system", "content": prompts.TRANSLATE_TO_ENGLISH}, {"role": "user", "content": question}],
+        max_tokens=64,
+    ))
+    return english or question
 
 
 def translate_cited(answer: str, language: str,

@@ -183,6 +183,10 @@ class Settings(BaseSettings):
         return bool(self.openai_base_url or self.openai_api_key)
 
     def describe_store(self) -> str:
+        """Where the index is, fit to show: a password or token in CHROMA_HOST is masked."""
+        from .safety import mask_url
+
         if self.chroma_host:
-            return f"chroma server http://{self.chroma_host}:{self.chroma_port} (collection {self.collection})"
+            host = self.chroma_host if "://" in self.chroma_host else f"http://{self.chroma_host}"
+            return f"chroma server {mask_url(f'{host}:{self.chroma_port}')} (collection {self.collection})"
         return f"{self.store_dir.resolve()} (collection {self.collection})"

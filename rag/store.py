@@ -14,7 +14,7 @@ import time
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, Any, Iterator, Optional
+from typing import IO, Any, Iterator, Mapping, Optional
 
 import numpy as np
 
@@ -22,7 +22,12 @@ from .errors import StoreError, StoreLocked  # noqa: F401 - re-exported where it
 from .settings import Settings
 
 STORE_RECORD = "__store__"
+# No call may depend on the store fitting one request: Chroma 1.5.9 fails any `get` of more than
+# 32,766 records ("too many SQL variables"). Writes and reads by id go _BATCH ids at a time; whole
+# collections (and everything matching a filter) are read _PAGE records at a time.
 _BATCH = 1000
+_PAGE = 5000
+_MAX_RESTARTS = 20  # a paged read that keeps losing its place to deletes stops starting over
 _CLIENT_LOCK = threading.Lock()
 
 
@@ -197,9 +202,8 @@ class Store:
         with self._catalog_lock:
             version = self.version()
             if fresh or self._catalog is None or version != self._catalog_version:
-                got = self.docs.get(include=["metadatas"])
                 cat = {}
-                for id_, meta in zip(got["ids"], got["metadatas"]):
+                for id_, meta, _, _ in self._pages(self.docs, ["metadatas"]):
                     if id_ == STORE_RECORD:
                         continue
                     cat[id_] = CatalogEntry(
@@ -223,8 +227,7 @@ class Store:
             )
 
     def uncommit_documents(self, doc_ids: list[str]):
-        for i in range(0, len(doc_ids), _BATCH):
-            self.docs.delete(ids=doc_ids[i : i + _BATCH])
+        self._delete_ids(self.docs, doc_ids)
 
     # ---- chunks ----------------------------------------------------------------------------
     def add_chunks(self, chunks, vectors: np.ndarray):
@@ -241,22 +244,34 @@ class Store:
                 ],
             )
 
-    def delete_chunks(self, doc_id: str, keep_sha: Optional[str] = None):
-        where: dict[str, Any] = {"doc_id": doc_id}
-        if keep_sha:
-            where = {"$and": [{"doc_id": doc_id}, {"doc_sha256": {"$ne": keep_sha}}]}
-        self.chunks.delete(where=where)
+    def delete_chunks(self, doc_id: str | Mapping[str, Optional[str]], keep_sha: Optional[str] = None):
+        """Delete a document's chunks: all of them, or all but those of version keep_sha. Given a
+        mapping doc_id -> sha to keep (None: keep nothing), those of many documents at once. The
+        chunks to delete are found a page at a time and deleted by id in batches."""
+        keep: dict[str, Optional[str]] = {doc_id: keep_sha} if isinstance(doc_id, str) else dict(doc_id)
+        items = list(keep.items())
+        for i in range(0, len(items), _BATCH):
+            part = dict(items[i : i + _BATCH])
+            stale = [
+                cid for cid, meta, _, _ in self._pages(self.chunks, ["metadatas"], {"doc_id": {"$in": list(part)}})
+                if part[meta["doc_id"]] is None or meta["doc_sha256"] != part[meta["doc_id"]]
+            ]
+            self._delete_ids(self.chunks, stale)
 
     def chunk_count(self) -> int:
         return self.chunks.count()
 
     def iter_chunk_metadata(self, include_text: bool = False) -> Iterator[tuple[str, dict, Optional[str]]]:
         include = ["metadatas", "documents"] if include_text else ["metadatas"]
-        total = self.chunks.count()
-        for offset in range(0, total, 5000):
-            got = self.chunks.get(include=include, limit=5000, offset=offset)
-            docs = got.get("documents") or [None] * len(got["ids"])
-            yield from zip(got["ids"], got["metadatas"], docs)
+        for cid, meta, text, _ in self._pages(self.chunks, include):
+            yield cid, meta, text
+
+    def chunk_texts_and_vectors(self, doc_ids: list[str]) -> Iterator[tuple[str, np.ndarray]]:
+        """(text, vector) of every chunk stored for these documents, whatever their version."""
+        for i in range(0, len(doc_ids), _BATCH):
+            where = {"doc_id": {"$in": doc_ids[i : i + _BATCH]}}
+            for _, _, text, emb in self._pages(self.chunks, ["documents", "embeddings"], where):
+                yield text, np.asarray(emb, dtype=np.float32)
 
     def sweep_orphans(self) -> int:
         """Delete chunks whose document version is not committed (left by an interrupted run)."""
@@ -265,9 +280,44 @@ class Store:
             cid for cid, meta, _ in self.iter_chunk_metadata()
             if cat.get(meta["doc_id"]) is None or cat[meta["doc_id"]].sha256 != meta["doc_sha256"]
         ]
-        for i in range(0, len(stale), _BATCH):
-            self.chunks.delete(ids=stale[i : i + _BATCH])
+        self._delete_ids(self.chunks, stale)
         return len(stale)
+
+    # ---- paging: no request grows with the store --------------------------------------------
+    def _pages(self, coll: _Collection, include: list[str],
+               where: Optional[dict] = None) -> Iterator[tuple[str, Any, Any, Any]]:
+        """(id, metadata, document, embedding) of every record of coll (matching where), read _PAGE
+        records at a time; what include leaves out is None. Chroma returns records in insertion
+        order (an update keeps its place), so a record deleted before the current page by another
+        thread or process would shift the rest and one would be skipped: pages therefore overlap by
+        one record, and when the overlap no longer matches, the read starts over, yielding only
+        records not yielded yet."""
+        seen: set[str] = set()
+        offset, last, restarts = 0, None, 0
+        while True:
+            overlap = 0 if last is None else 1
+            got = coll.get(include=include, where=where, limit=_PAGE + overlap, offset=offset - overlap)
+            ids = got["ids"]
+            if overlap and (not ids or ids[0] != last) and restarts < _MAX_RESTARTS:
+                restarts += 1
+                offset, last = 0, None
+                continue
+            metas, docs, embs = got.get("metadatas"), got.get("documents"), got.get("embeddings")
+            for j, id_ in enumerate(ids):
+                if id_ in seen:
+                    continue
+                seen.add(id_)
+                yield (id_, None if metas is None else metas[j], None if docs is None else docs[j],
+                       None if embs is None else embs[j])
+            if len(ids) < _PAGE + overlap:
+                return
+            offset += _PAGE
+            last = ids[-1]
+
+    @staticmethod
+    def _delete_ids(coll: _Collection, ids: list[str]):
+        for i in range(0, len(ids), _BATCH):
+            coll.delete(ids=ids[i : i + _BATCH])
 
     def query(self, vector: np.ndarray, n: int) -> dict:
         n = max(1, min(n, self.chunks.count()))
@@ -276,7 +326,12 @@ class Store:
         )
 
     def get_chunks(self, ids: list[str]) -> dict:
-        return self.chunks.get(ids=ids, include=["metadatas", "documents"])
+        got: dict[str, list] = {"ids": [], "metadatas": [], "documents": []}
+        for i in range(0, len(ids), _BATCH):
+            part = self.chunks.get(ids=ids[i : i + _BATCH], include=["metadatas", "documents"])
+            for key in got:
+                got[key].extend(part[key])
+        return got
 
     def reset(self):
         for coll in (self.chunks, self.docs):

@@ -12,6 +12,7 @@ import time
 from typing import Any, Callable, Optional, Sequence
 
 from rag.citations import is_refusal
+from rag.errors import GeneratorError
 from rag.models import Answer, Source
 from rag.settings import Settings as RagSettings
 
@@ -20,6 +21,9 @@ from .qa import GOLD_DEPTHS, score_answer, scored
 
 PEERS = ("llamaindex",)
 TOP_K = 2  # as_query_engine(similarity_top_k=2), as measured in issue 11
+# Seconds the model may stay silent: the peer's ~2,000-token prompts take far longer to read than
+# the project's on a busy 2-core machine, and the project's 60 s would fail most of them.
+PEER_TIMEOUT_S = 300.0
 
 
 def _embedding_class():
@@ -102,7 +106,8 @@ class LlamaIndexPeer:
 
         # Set both: llama-index falls back to OpenAI (over the network) for whichever is unset.
         Settings.embed_model = _embedding_class()(get_embedder(settings))
-        Settings.llm = llm if llm is not None else _llm_class()(settings)
+        peer_settings = settings.model_copy(update={"llm_timeout": max(settings.llm_timeout, PEER_TIMEOUT_S)})
+        Settings.llm = llm if llm is not None else _llm_class()(peer_settings)
         t0 = time.perf_counter()
         documents = SimpleDirectoryReader(str(settings.docs_dir), recursive=True, filename_as_id=True).load_data()
         self.index = VectorStoreIndex.from_documents(documents)
@@ -114,7 +119,11 @@ class LlamaIndexPeer:
 
     def ask(self, question: str) -> Answer:
         t0 = time.perf_counter()
-        response = self.engine.query(question)
+        try:
+            response = self.engine.query(question)
+        except GeneratorError as exc:  # a timeout is a failed answer, as a user would see it
+            return Answer(question=question, answer="", answered=False, generator="llamaindex",
+                          seconds=time.perf_counter() - t0, fallback_reason=str(exc))
         text = str(response).strip()
         return Answer(question=question, answer=text, answered=not is_refusal(text), generator="llamaindex",
                       sources=_sources(response.source_nodes), seconds=time.perf_counter() - t0)
@@ -145,6 +154,6 @@ def run_peer(name: str, settings: RagSettings, items: list[QAItem], bar: Optiona
     for item in bar(items, f"peer {name}", len(items)):
         answer = peer.ask(item.question)
         passages = peer.retrieve(item.question) if item.gold is not None else None
-        rows.append(score_answer(item, answer, passages))
+        rows.append({**score_answer(item, answer, passages), "error": answer.fallback_reason})
     return {"name": name, **scored(rows, [name]), "documents": peer.documents, "chunks": peer.chunks,
             "index_seconds": round(peer.index_seconds, 2), "top_k": TOP_K}

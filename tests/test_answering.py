@@ -76,3 +76,14 @@ def test_weak_retrieval_is_not_found_without_calling_the_model(seeded_store):
     bot = RAG(seeded_store.settings, min_similarity=0.99)
     a = bot.ask(QUESTION, generator="mock")
     assert a.answer == NOT_FOUND and not a.answered and MockGenerator.asked == []
+
+
+def test_a_question_in_two_parts_gets_passages_for_each_part(seeded_store):
+    MockGenerator.script("Premier Li Qiang spoke before lawmakers on Wednesday.",
+                         "Xi Jinping made his remarks on Friday.")
+    a = bot_of(seeded_store).ask("On which day of the week did China's Premier address lawmakers about AI, "
+                                 "and on which day did Xi Jinping make his remarks on AI self-reliance?",
+                                 generator="mock")
+    assert len(MockGenerator.asked) == 2  # one call per part, each with that part's passages
+    assert [s.marker for s in a.sources] == list(range(1, len(a.sources) + 1))
+    assert set(markers_in(a.answer)) <= {s.marker for s in a.sources}

@@ -388,3 +388,17 @@ def test_eval_qa_with_the_llamaindex_peer_and_a_mock_llm(tmp_path):
     assert p2["answered"] is True and p2["correct_refusal"] is False  # it never declines
     assert peer["by_class"]["fact"]["answer_match"] == {"rate": 1.0, "count": 1, "of": 1}
     assert result["by_class"]["fact"]["answer_match"]["of"] == 1 and "gold_in_top10" in result["overall"]
+
+
+def test_a_peer_timeout_is_a_failed_answer_not_a_crash():
+    from rag.errors import GeneratorError
+    from rageval.peer import LlamaIndexPeer
+
+    class SilentEngine:
+        def query(self, question):
+            raise GeneratorError("the local model produced nothing for 300 s (RAG_LLM_TIMEOUT)")
+
+    peer = LlamaIndexPeer.__new__(LlamaIndexPeer)  # no index: only the answer path is under test
+    peer.engine = SilentEngine()
+    answer = peer.ask("Who founded the Zorblat festival?")
+    assert answer.answered is False and answer.answer == "" and "300 s" in answer.fallback_reason
