@@ -159,7 +159,8 @@ class RAG:
     def validate(self, question: str) -> str:
         if question is None or not str(question).strip():
             raise QuestionError("Please type a question.")
-        question = " ".join(str(question).split())
+        # A lone surrogate (undecodable bytes passed through) would break every tokenizer downstream.
+        question = " ".join(str(question).encode("utf-8", "replace").decode("utf-8").split())
         if len(question) > self.settings.max_question_chars:
             raise QuestionError(
                 f"The question is {len(question):,} characters long; the limit is "

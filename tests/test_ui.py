@@ -220,4 +220,4 @@ def test_ui_uses_only_the_python_api():
                      [node.module or ""] if isinstance(node, ast.ImportFrom) and not node.level else [])
             used |= {(path.name, n) for n in names if n.split(".")[0] in ("rag", "rageval")}
     allowed = {"rag", "rag.models"}
-    assert {u for u in used if u[1] not in allowed} <= {("bench.py", "rageval.ui_bench")}  # a shim, not imported
+    assert {u for u in used if u[1] not in allowed} == set()
