@@ -131,6 +131,7 @@ class Pipeline:
         """Quotes instead of a model answer; they too say "not found" when nothing carries what the
         question asks for."""
         turn.fallback, turn.generator = reason, "extractive"
+        turn.checked = None  # the quotes are checked afresh, not as the model's parts were
         yield f"\n\n[{reason}]\n\n"
         turn.text = "".join(self._make("extractive").stream(turn.english, turn.sources))
         yield turn.text
@@ -140,6 +141,7 @@ class Pipeline:
             if turn.language is not None:
                 yield checked.answer  # held back while the English answer was checked
             return
+
         def stream_chat(messages: list[dict], max_tokens: int) -> Iterator[str]:
             yield gen.complete(messages, max_tokens)
 

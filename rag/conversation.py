@@ -10,18 +10,14 @@ import re
 from typing import Optional
 
 from . import prompts
-from .text import MARKER
+from .text import MARKER, STOPWORDS
 
 _WORD = re.compile(r"(?u)\w[\w'’-]*")
 # Words that carry no topic: question words, pronouns, fillers. A question made only of these and
 # a name or two ("what about Huawei?") leans on the earlier question for its topic.
-_FILLER = frozenset(
-    "a an the and or but so of to in on at for from by with as is are was were be been being do does "
-    "did has have had can could will would should may might must shall what which who whom whose when "
-    "where why how about regarding concerning tell me us more also too else again then there here "
-    "it its it's they them their theirs he him his she her hers this that these those one ones same "
-    "other others such thing things any some all both each than not no yes ok okay please thanks "
-    "i you we my your our say said mean".split()
+_FILLER = STOPWORDS | frozenset(
+    "so regarding concerning tell us more too else again here it's theirs him hers one ones same other "
+    "others such thing things any some all both each yes ok okay please thanks mean".split()
 )
 # References that point back into the conversation.
 _ANAPHORA = re.compile(

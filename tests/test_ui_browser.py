@@ -181,6 +181,8 @@ def test_top_k_setting_changes_the_passages_used(page):
     slider = page.locator("#top-k input[type=number]")
     slider.fill("2")
     slider.press("Enter")
+    # The range thumb follows once the app has taken the value; asking before that races it.
+    page.wait_for_function("document.querySelector('#top-k input[type=range]').value === '2'")
     ask(page, SEED_QUESTION)
     open_tab(page, "sources")
     assert page.locator("#sources-panel section.turn.current details.source").count() == 2
