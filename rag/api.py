@@ -217,6 +217,18 @@ class RAG:
 
         return Pipeline(self).run(question, generator, top_k, history)
 
+    def as_retriever(self, top_k: Optional[int] = None, mode: Mode = "hybrid"):
+        """A LlamaIndex BaseRetriever over `retrieve` (nodes carry doc_id, file_name, title, start, end, marker)."""
+        from .llamaindex import retriever
+
+        return retriever(self, top_k=top_k, mode=mode)
+
+    def as_query_engine(self, generator: Optional[str] = None, top_k: Optional[int] = None):
+        """A LlamaIndex query engine over `ask`: a Response with the checked answer and its sources as nodes."""
+        from .llamaindex import query_engine
+
+        return query_engine(self, generator=generator, top_k=top_k)
+
     def generator_choices(self) -> tuple[list[str], str]:
         """(the generators that can answer here, the one used when none is named)."""
         from .generators import available
