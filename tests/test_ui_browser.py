@@ -179,13 +179,24 @@ def test_questions_wait_for_first_indexing_and_can_be_stopped(page, app, monkeyp
 def test_top_k_setting_changes_the_passages_used(page):
     open_tab(page, "settings")
     slider = page.locator("#top-k input[type=number]")
-    slider.fill("2")
-    slider.press("Enter")
-    # The range thumb follows once the app has taken the value; asking before that races it.
-    page.wait_for_function("document.querySelector('#top-k input[type=range]').value === '2'")
+    # The settings tab says back what the next answer uses once the server has the value. Typing into
+    # a tab that is still being drawn can be lost, so type again until it is taken.
+    taken = "document.querySelector('#settings-in-use').innerText.includes('2 passages')"
+    for _ in range(5):
+        slider.fill("2")
+        slider.press("Enter")
+        try:
+            page.wait_for_function(taken, timeout=5_000)
+            break
+        except Exception:  # noqa: BLE001 - not taken yet: type again
+            continue
+    assert page.evaluate(taken)
     ask(page, SEED_QUESTION)
     open_tab(page, "sources")
-    assert page.locator("#sources-panel section.turn.current details.source").count() == 2
+    # The panel is redrawn for the new turn right after the answer: wait for it rather than race it.
+    current = "#sources-panel section.turn.current details.source"
+    page.wait_for_function(f"document.querySelectorAll({current!r}).length === 2", timeout=15_000)
+    assert page.locator(current).count() == 2
 
 
 def test_reindex_button_reports_the_run(page, app):

@@ -52,7 +52,17 @@ def settings_tab(bot: RAG) -> tuple[gr.Slider, gr.Radio]:
     generator = gr.Radio(choices, value=default_gen, label="Answer generator",
                          info="extractive quotes the passages; openai/local write with a model",
                          elem_id="generator")
+    # Says back what the next answer will use, once the server has the new value (a question asked in
+    # the same instant as a slider move could otherwise go out with the old one).
+    in_use = gr.Markdown(_in_use(bot.settings.top_k, default_gen), elem_id="settings-in-use")
+    for control in (top_k, generator):
+        control.change(_in_use, [top_k, generator], in_use, queue=False, api_visibility="private",
+                       show_progress="hidden")
     return top_k, generator
+
+
+def _in_use(top_k, generator) -> str:
+    return f"Next answers: {int(top_k)} passages, {generator} generator."
 
 
 class Chat:
