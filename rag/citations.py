@@ -29,7 +29,7 @@ from .text import (
 )
 
 __all__ = ["MARKER", "markers_in", "numbers_in", "content_terms", "added_terms", "is_echo", "support",
-           "supports", "best_support", "support_spans", "is_refusal", "strip_invalid", "check", "check_answer",
+           "supports", "best_support", "support_spans", "is_refusal", "check", "check_answer",
            "Checked", "claims"]
 
 # Share of a sentence's added content words a passage must hold to support it.
@@ -213,14 +213,6 @@ def is_refusal(answer: str) -> bool:
     spans = split_sentences(text)
     first = text[: spans[0][1]] if spans else text
     return bool(_REFUSAL.search(first))
-
-
-def strip_invalid(answer: str, valid: set[int]) -> str:
-    def keep(m: re.Match) -> str:
-        nums = [n for n in re.split(r"\s*,\s*", m.group(1)) if int(n) in valid]
-        return f" [{', '.join(nums)}]" if nums else ""
-
-    return MARKER.sub(keep, answer)
 
 
 def _cite(sentence: str, markers: list[int]) -> str:
