@@ -24,7 +24,7 @@ from .generators import resolve_name
 from .indexer import Indexer, Progress
 from .lexical import LexicalIndex
 from .models import Answer, IndexReport, Source
-from .retrieval import Mode, Retriever
+from .retrieval import MODES, Mode, Retriever
 from .safety import mask_credentials, mask_url
 from .settings import Settings
 from .store import Store
@@ -189,8 +189,8 @@ class RAG:
                                 "(None: the configured RAG_TOP_K)")
         if generator is not None and generator not in names():
             raise QuestionError(f"generator must be one of {', '.join(names())}, not {generator!r}")
-        if mode is not None and mode not in ("hybrid", "dense", "bm25"):
-            raise QuestionError(f"mode must be one of hybrid, dense, bm25, not {mode!r}")
+        if mode is not None and mode not in MODES:
+            raise QuestionError(f"mode must be one of {', '.join(MODES)}, not {mode!r}")
         if history is not None and (not isinstance(history, list) or not all(
                 isinstance(t, dict) and t.get("role") in ("user", "assistant") for t in history)):
             raise QuestionError('history must be a list of {"role": "user"|"assistant", "content": text} turns')

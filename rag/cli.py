@@ -11,6 +11,7 @@ from typing import Callable, Optional
 
 from . import offline
 from .errors import CommandMissing, StoreError
+from .generators import names
 from .safety import clean_line, clean_text, json_safe, mask_credentials, show
 
 offline.apply()
@@ -254,7 +255,7 @@ def build_parser() -> argparse.ArgumentParser:
     sp = sub.add_parser("ask", help="ask a question (or one per line on stdin)")
     sp.add_argument("question", nargs="?")
     common(sp)
-    sp.add_argument("--generator", choices=["auto", "openai", "local", "extractive"])
+    sp.add_argument("--generator", choices=names())
     sp.add_argument("--top-k", type=int, dest="top_k")
     sp.add_argument("--json", action="store_true")
     sp.set_defaults(func=cmd_ask)
@@ -281,7 +282,7 @@ def build_parser() -> argparse.ArgumentParser:
     e = ev.add_parser("qa", help="retrieval hits, answer matches, citations and refusals on a question file")
     e.add_argument("--qa", required=True, help="JSONL question file (seedqa format)")
     common(e)
-    e.add_argument("--generator", choices=["auto", "openai", "local", "extractive"])
+    e.add_argument("--generator", choices=names())
     e.add_argument("--limit", type=int, help="only the first N questions")
     e.add_argument("--out", help="also write the full result to this JSON file")
     e.add_argument("--peer", choices=["llamaindex"],

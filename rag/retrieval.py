@@ -4,7 +4,7 @@
 from __future__ import annotations
 
 import threading
-from typing import Literal
+from typing import Literal, get_args
 
 import numpy as np
 
@@ -15,6 +15,7 @@ from .settings import Settings
 from .store import Store
 
 Mode = Literal["hybrid", "dense", "bm25"]
+MODES: tuple[Mode, ...] = get_args(Mode)
 
 
 def rrf_fuse(rankings: list[tuple[list[str], float]], k: int) -> dict[str, float]:

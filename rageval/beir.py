@@ -9,12 +9,11 @@ from pathlib import Path
 from typing import Callable, Optional
 
 from rag.api import RAG
-from rag.retrieval import Mode
+from rag.retrieval import MODES, Mode
 
 from .data import BeirData, load_beir
 from .metrics import mrr_at_k, ndcg_at_k, percentile, recall_at_k
 
-MODES: tuple[Mode, ...] = ("hybrid", "dense", "bm25")
 _SAFE = re.compile(r"[^A-Za-z0-9._-]")
 
 
