@@ -28,6 +28,8 @@ _FURNITURE = re.compile(r"^\W*(references|sources|further reading|related( artic
                         r"notes|in this (post|article)|share( this)?|tags)\W*$", re.I)
 # "3. France 24. “Xi says China must overcome AI chip challenges.” Link": an entry of a reference list.
 _REFERENCE = re.compile(r"[”\"]\s*(Link|Retrieved\b.*|\(\d{4}\))?\s*$|\bLink\s*$|https?://\S+\s*$")
+_REFERENCE_TAIL = re.compile(r"\s*(\bLink|https?://\S+)\s*$")
+_REFERENCE_STOP = re.compile(r"\.\s+(?=[“\"])")
 _LONG_LIST = 8  # items; a longer list is read item by item, each with its lead-in
 _LEAD_IN = re.compile(
     r":\s*$|\b(two|three|four|five|six|several|following|these|key|main|core)\s+(\w+\s+)?"
@@ -47,6 +49,7 @@ class Unit:
     key: str  # the text that is scored against the question (the sentence or row itself)
     complete: bool  # a full sentence, a row with its header or a list with its lead-in
     furniture: bool = False  # a reference entry or a page's summary box: readable, never quoted
+    lead_in: bool = False  # "Several factors will shape it." read with the sentences that name them
 
     @property
     def text(self) -> str:
@@ -101,7 +104,7 @@ def _sentences(line: str) -> list[str]:
     return [line[s:e].strip() for s, e in split_sentences(line) if not INSTRUCTION.search(line[s:e])]
 
 
-def _prose_units(sentences: list[str]) -> list[tuple[list[str], str]]:
+def _prose_units(sentences: list[str]) -> list[tuple[list[str], str, bool]]:
     out = []
     for i, sent in enumerate(sentences):
         parts = [sent]
@@ -115,9 +118,10 @@ def _prose_units(sentences: list[str]) -> list[tuple[list[str], str]]:
                 parts.append(nxt)
             elif prev and _SPEECH.search(prev) and prev not in parts:
                 parts.insert(0, prev)
-        if _LEAD_IN.search(sent) and nxt:
+        lead_in = bool(_LEAD_IN.search(sent) and nxt)
+        if lead_in:
             parts.extend(sentences[i + 1: i + 4])
-        out.append((parts, sent))
+        out.append((parts, sent, lead_in))
     return out
 
 
@@ -126,8 +130,8 @@ def passage_units(source: Source, rank: int) -> list[Unit]:
     last_prose: list[str] = []
     last_line = ""
 
-    def add(parts: list[str], key: str, complete: bool, furniture: bool = False) -> None:
-        units.append(Unit(source.marker, source.title, rank, len(units), parts, key, complete, furniture))
+    def add(parts: list[str], key: str, complete: bool, furniture: bool = False, lead_in: bool = False) -> None:
+        units.append(Unit(source.marker, source.title, rank, len(units), parts, key, complete, furniture, lead_in))
 
     for kind, lines in _blocks(source.text):
         if kind == "table":
@@ -138,15 +142,21 @@ def passage_units(source: Source, rank: int) -> list[Unit]:
             lead = last_prose[-1] if last_prose else ""
             # A reference list is read entry by entry: as a whole it matches every question a little.
             furniture = bool(_FURNITURE.match(last_line)) or all(_REFERENCE.search(i) for i in items)
-            groups = [items] if len(items) <= _LONG_LIST and not furniture else [[item] for item in items]
+            if furniture:
+                # "France 24. “Title.” Link" reads as one sentence: "France 24, “Title.”"
+                for item in items:
+                    entry = _REFERENCE_STOP.sub(", ", _REFERENCE_TAIL.sub("", item)).strip()
+                    add([entry], entry, True, True)
+                continue
+            groups = [items] if len(items) <= _LONG_LIST else [[item] for item in items]
             for group in groups:
                 listing = "; ".join(group)
-                add([f"{lead} {listing}.".strip()], f"{lead} {listing}", True, furniture)
+                add([f"{lead} {listing}.".strip()], f"{lead} {listing}", True)
         else:
             last_line = lines[-1].strip()
             last_prose = _sentences(" ".join(lines))
-            for parts, key in _prose_units(last_prose):
-                add(parts, key, bool(SENTENCE_END.search(key)))
+            for parts, key, lead_in in _prose_units(last_prose):
+                add(parts, key, bool(SENTENCE_END.search(key)), lead_in=lead_in)
     return units
 
 
@@ -159,12 +169,21 @@ def _idf_weights(question: str, units: list[Unit]) -> dict[str, float]:
     return {t: math.log(1 + len(units) / df.get(t, 0.5)) for t in content_terms(question)}
 
 
+_TITLE_WEIGHT = 0.5  # a question word found only in the unit's document title
+
+
 def word_scores(question: str, units: list[Unit]) -> list[float]:
-    """Share of the question's rare words each unit holds; fragments and later passages lose ties."""
+    """Share of the question's rare words each unit holds, those only in its document's title at
+    half weight (questions name the article: "the article on Beijing's open-source push"); fragments
+    and later passages lose ties."""
     weight = _idf_weights(question, units)
     total = sum(weight.values()) or 1.0
-    return [(sum(w for t, w in weight.items() if t in content_terms(u.key)) / total)
-            * (1.0 if u.complete else 0.6) - 0.01 * u.rank for u in units]
+
+    def held(u: Unit) -> float:
+        key, title = content_terms(u.key), content_terms(u.title)
+        return sum(w if t in key else _TITLE_WEIGHT * w if t in title else 0.0 for t, w in weight.items())
+
+    return [(held(u) / total) * (1.0 if u.complete else 0.6) - 0.01 * u.rank for u in units]
 
 
 def _most_similar(question: str, candidates: list[int], units: list[Unit], embedder) -> Optional[int]:

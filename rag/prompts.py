@@ -26,6 +26,8 @@ def user_message(question: str, sources) -> str:
 LOCAL_SYSTEM = (
     "You answer questions using only the numbered passages in the user's message. "
     "Answer in one or two short, complete sentences, using the words of the passages. "
+    # Asked for "which areas" or "what factors", it named one of three.
+    "When the question asks for several things, name every one the passages give. "
     # "Only if no passage is about..." : with a plainer "if the passages do not answer" this model
     # declined answerable questions it found oddly worded.
     f'Only if no passage is about what the question asks, reply: "{NOT_FOUND}"'
