@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Iterator, Optional, Union
 
 from . import citations, multilingual, prompts
+from .counting import count_answer
 from .errors import GeneratorError
 from .extractive import carries, question_need
 from .generators import Generator, local_available, make_generator, resolve_name
@@ -108,6 +109,11 @@ class Pipeline:
         return bool(turn.sources) and max(s.similarity for s in turn.sources) >= self.settings.min_similarity
 
     def generate(self, turn: Turn, gen: Generator) -> Iterator[str]:
+        counted = count_answer(turn.english, turn.sources)
+        if counted is not None:  # rows and items are counted, not generated: a model miscounts
+            turn.text = counted
+            yield counted
+            return
         if turn.parts:
             yield from self._in_parts(turn, gen, turn.parts)
             return

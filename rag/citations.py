@@ -22,6 +22,7 @@ from .text import (
     STOPWORDS,
     WORD,
     content_terms,
+    enumeration_counts,
     markers_in,
     numbers_in,
     split_sentences,
@@ -147,7 +148,7 @@ def support(sentence: str, passage: str, question: str = "") -> float:
     added = added_terms(plain, question) - _VAGUE  # "the article says" is not a claim to check
     if not added:
         return 0.0
-    if not numbers_in(plain) <= numbers_in(passage) or not _anchors_agree(plain, passage):
+    if not numbers_in(plain) <= numbers_in(passage) | enumeration_counts(passage) or not _anchors_agree(plain, passage):
         return 0.0
     held = added & content_terms(passage)
     if len(held) / len(added) < 0.5:  # clearly unsupported: the finer checks cannot change that

@@ -15,9 +15,8 @@ from dataclasses import dataclass
 from typing import Optional, Sequence
 
 from .models import Source
-from .text import INSTRUCTION, LIST_ITEM, SENTENCE_END, TABLE_ROW, content_terms, split_sentences
+from .text import INSTRUCTION, LIST_ITEM, SENTENCE_END, TABLE_ROW, TABLE_RULE, content_terms, split_sentences
 
-_TABLE_RULE = re.compile(r"^\s*\|?\s*:?-{2,}:?\s*(\|\s*:?-{2,}:?\s*)*\|?\s*$")
 _ANAPHOR = re.compile(
     r"^(they|them|their|this|these|those|that|it|its|he|she|his|her|such|the move|the plan|both|the two)\b", re.I)
 _SPEECH = re.compile(r"\b(said|says|say|explains?|explained|told|according to|noted|notes|added|adds|stated|"
@@ -69,10 +68,15 @@ def _cells(row: str) -> list[str]:
     return [c.strip() for c in row.strip().strip("|").split("|")]
 
 
+def table_data(rows: list[str]) -> list[str]:
+    """The rows of a pipe table without its rule line (the first is the header)."""
+    return [r for r in rows if not TABLE_RULE.match(r)]
+
+
 def _table_units(rows: list[str], caption: str) -> list[tuple[str, str]]:
     """(text, key) for each data row: "Header: cell; Header: cell", never a row without its header.
     The key holds the caption and header too: questions name the table ("the comparison table")."""
-    data = [r for r in rows if not _TABLE_RULE.match(r)]
+    data = table_data(rows)
     if len(data) < 2:
         return [(r.strip(), r.strip()) for r in data]
     header, out = _cells(data[0]), []
@@ -84,7 +88,7 @@ def _table_units(rows: list[str], caption: str) -> list[tuple[str, str]]:
     return out
 
 
-def _blocks(text: str) -> list[tuple[str, list[str]]]:
+def line_blocks(text: str) -> list[tuple[str, list[str]]]:
     """The passage's lines grouped into ("table"|"list"|"prose", lines)."""
     blocks: list[tuple[str, list[str]]] = []
     for line in text.splitlines():
@@ -133,7 +137,7 @@ def passage_units(source: Source, rank: int) -> list[Unit]:
     def add(parts: list[str], key: str, complete: bool, furniture: bool = False, lead_in: bool = False) -> None:
         units.append(Unit(source.marker, source.title, rank, len(units), parts, key, complete, furniture, lead_in))
 
-    for kind, lines in _blocks(source.text):
+    for kind, lines in line_blocks(source.text):
         if kind == "table":
             for text, key in _table_units(lines, last_line):
                 add([text], key, True)

@@ -10,6 +10,7 @@ from typing import Callable, Iterator, Optional
 
 from . import prompts
 from .citations import added_terms, is_echo
+from .counting import count_answer
 from .evidence import Unit, passage_units, word_scores
 from .generators import Generator, register
 from .models import Source
@@ -18,6 +19,7 @@ from .text import MARKER, NUMBER, WORD, content_terms
 
 _MAX_EMBEDDED = 48  # units compared in meaning; 48 short sentences embed in ~0.1 s on 2 cores
 _LITTLE = 3  # added content words under which a sentence needs the one after it
+_NEAR = 0.7  # a next sentence scoring this share of the best one's score is part of the answer
 # The reason usually follows the claim: "Experts warn X is difficult. It requires Y."
 _ASKS_REASON = re.compile(r"^\s*why\b|\bwhat (makes|made|causes|caused)\b|\bfor what reason\b", re.I)
 # Reference lists are furniture, except to a question about them.
@@ -116,21 +118,28 @@ class ExtractiveGenerator(Generator):
                 and bool(added_terms(said, question)))
 
     @staticmethod
-    def _continuation(best: Unit, units: list[Unit], question: str) -> Optional[Unit]:
+    def _continuation(best: Unit, units: list[Unit], question: str,
+                      scores: Optional[dict[tuple[int, int], float]] = None) -> Optional[Unit]:
         """The sentence after the best one, when the answer goes on there: it holds question words
-        the best one lacks ("...met with Xi. The meeting underscored that they uphold ..."), or the
-        best one says little beyond the question ("Experts warn independence is difficult.")."""
+        the best one lacks ("...met with Xi. The meeting underscored that they uphold ..."), it
+        answers nearly as well itself, or the best one says little beyond the question ("Experts
+        warn independence is difficult.")."""
         nxt = next((u for u in units if u.marker == best.marker and u.rank == best.rank
                     and u.order == best.order + 1), None)
         if nxt is None or nxt.furniture or not nxt.complete or best.lead_in or nxt.parts[0] in best.parts:
             return None
         missing = content_terms(question) - content_terms(best.text)
+        near = scores is not None and scores.get((nxt.rank, nxt.order), 0.0) >= _NEAR * scores[(best.rank, best.order)]
         if (missing & content_terms(nxt.key) or len(added_terms(best.key, question)) <= _LITTLE
-                or _ASKS_REASON.search(question)):
+                or _ASKS_REASON.search(question) or near):
             return nxt
         return None
 
     def stream(self, question: str, sources: list[Source]) -> Iterator[str]:
+        counted = count_answer(question, sources)
+        if counted is not None:
+            yield counted
+            return
         ranked = self.rank(question, sources)
         if not ranked or ranked[0][0] < self.min_score:
             yield prompts.NOT_FOUND
@@ -138,7 +147,8 @@ class ExtractiveGenerator(Generator):
         best = ranked[0][0]
         chosen = [u for score, u in ranked[: self.max_quotes] if score >= 0.8 * best]
         units = [u for rank, src in enumerate(sources) for u in passage_units(src, rank)]
-        follow = self._continuation(chosen[0], units, question)
+        scores = {(u.rank, u.order): score for score, u in ranked}
+        follow = self._continuation(chosen[0], units, question, scores)
         if follow is not None:
             chosen.insert(1, follow)
         quotes: list[str] = []

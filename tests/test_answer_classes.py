@@ -181,3 +181,21 @@ def test_a_question_in_two_parts_is_searched_and_answered_part_by_part():
     assert parts == ["On which day did the Premier address lawmakers", "on which day did Xi speak on AI?"]
     assert split_compound("Which companies and which universities joined?") == [
         "Which companies and which universities joined?"]
+
+
+def test_counting_questions_count_the_rows_of_a_table_and_the_items_of_a_list():
+    from rag.counting import count_answer
+
+    table = src(1, "This table compares the two cities.\nAspect | Paris | Rome |\n---|---|---|\n"
+                   "Metro | 16 lines | 3 lines |\nAirports | 2 | 2 |\nRivers | Seine | Tiber |\n")
+    listing = src(2, "The plan names steps:\n- Build depots\n- Hire drivers\n- Buy buses\n- Paint stops\n")
+    q = "How many aspects does the comparison table compare?"
+    answer = count_answer(q, [listing, table])
+    assert answer is not None and "3 aspects" in answer and "[1]" in answer
+    checked = check_answer(answer, [listing, table], q)
+    assert checked.answered and markers_in(checked.answer) == [1]
+    steps = count_answer("How many steps does the plan list?", [table, listing])
+    assert steps is not None and "4 steps" in steps and "[2]" in steps
+    # a count the passage does not enumerate is no answer, and a quantity a sentence states is quoted
+    assert not supports("The table has 7 aspects.", table.text, q)
+    assert count_answer("How many lines does the Paris metro have?", [table]) is None
