@@ -5,9 +5,19 @@ from . import offline
 offline.apply()
 
 from .api import RAG, AnswerStream  # noqa: E402
-from .errors import DocumentError, GeneratorError, QuestionError, RagError, StoreError  # noqa: E402
+from .errors import (  # noqa: E402
+    DocumentError,
+    DocumentFilterError,
+    GeneratorError,
+    QuestionError,
+    RagError,
+    StoreError,
+)
 from .models import Answer, IndexReport, Source  # noqa: E402
 from .settings import Settings  # noqa: E402
+from .watch import Change, FolderWatcher  # noqa: E402
+from .watch import describe as describe_changes  # noqa: E402
 
 __all__ = ["offline", "RAG", "AnswerStream", "Answer", "IndexReport", "Source", "Settings",
-           "RagError", "QuestionError", "DocumentError", "GeneratorError", "StoreError"]
+           "RagError", "QuestionError", "DocumentError", "DocumentFilterError", "GeneratorError", "StoreError",
+           "Change", "FolderWatcher", "describe_changes"]

@@ -43,6 +43,9 @@ class Turn:
     question: str = ""  # standalone (follow-ups resolved)
     english: str = ""  # what retrieval and the generator see
     language: Optional[str] = None  # the question's language when not English
+    # The documents the question is limited to (None: all). Kept on the turn so every search made for
+    # it (the condensed, translated question, and each part of a question in parts) is limited alike.
+    doc_ids: Optional[list[str]] = None
     sources: list[Source] = field(default_factory=list)
     generator: str = "extractive"
     fallback: Optional[str] = None
@@ -92,13 +95,13 @@ class Pipeline:
         numbered once, so every part is searched for rather than the part with the rarer words."""
         questions = split_compound(turn.english)
         if len(questions) == 1:
-            turn.sources = self.bot.retrieve(turn.english, top_k=top_k)
+            turn.sources = self.bot.retrieve(turn.english, top_k=top_k, doc_ids=turn.doc_ids)
             return
         per_part = max(2, (top_k or self.settings.top_k) // len(questions) + 1)
         merged: dict[str, Source] = {}
         for question in questions:
             found = [merged.setdefault(s.chunk_id or f"{s.doc_id}:{s.start}", s)
-                     for s in self.bot.retrieve(question, top_k=per_part)]
+                     for s in self.bot.retrieve(question, top_k=per_part, doc_ids=turn.doc_ids)]
             turn.parts.append((question, found))
         turn.sources = list(merged.values())
         for n, source in enumerate(turn.sources, start=1):
@@ -168,10 +171,11 @@ class Pipeline:
 
     # ---- the pipeline ----------------------------------------------------------------------------
     def run(self, question: str, generator: Optional[str], top_k: Optional[int],
-            history: list[dict]) -> Iterator[Union[str, Answer]]:
+            history: list[dict], doc_ids: Optional[list[str]] = None) -> Iterator[Union[str, Answer]]:
+        """doc_ids: the ids of the documents to answer from (None: all), as RAG.select_documents gives them."""
         t0 = time.perf_counter()
         self.bot.ensure_indexed()
-        turn = Turn(asked=question)
+        turn = Turn(asked=question, doc_ids=doc_ids)
         gen = self.pick_generator(turn, generator)
         self.condense(turn, history, gen)
         self.translate(turn, gen)

@@ -10,24 +10,25 @@
 
 from __future__ import annotations
 
+import fnmatch
 import os
 import re
 import threading
 import unicodedata
 from pathlib import Path
-from typing import Iterator, Optional
+from typing import Iterable, Iterator, Optional, Union
 
 from .chunks import Chunker
 from .embeddings import get_embedder
-from .errors import DocumentError, QuestionError  # noqa: F401 - re-exported where it used to live
+from .errors import DocumentError, DocumentFilterError, QuestionError  # noqa: F401 - re-exported where it used to live
 from .generators import resolve_name
 from .indexer import Indexer, Progress
 from .lexical import LexicalIndex
-from .models import Answer, IndexReport, Source
+from .models import Answer, Document, IndexReport, Source
 from .retrieval import MODES, Mode, Retriever
 from .safety import mask_credentials, mask_url
 from .settings import Settings
-from .store import Store
+from .store import Store, open_for_rebuild
 
 
 def safe_file_name(name: str) -> str:
@@ -67,6 +68,17 @@ class AnswerStream:
         return self.answer
 
 
+def _is_glob(entry: str) -> bool:
+    return any(c in entry for c in "*?[")
+
+
+def _not_indexed(entry: str, catalog: dict) -> str:
+    known = sorted(catalog)
+    listed = ", ".join(known[:10]) + (f" and {len(known) - 10} more" if len(known) > 10 else "")
+    what = f"no indexed document matches {entry!r}" if _is_glob(entry) else f"no indexed document {entry!r}"
+    return f"{what}; the indexed documents are: {listed or 'none (index the documents folder first)'}"
+
+
 class RAG:
     def __init__(self, settings: Optional[Settings] = None, **overrides):
         if settings is None:
@@ -93,7 +105,7 @@ class RAG:
     @property
     def retriever(self) -> Retriever:
         if self._retriever is None:
-            lexical = LexicalIndex(self.settings.store_dir / f"bm25_{self.settings.collection}")
+            lexical = LexicalIndex(self.store.data_dir / f"bm25_{self.settings.collection}")
             self._retriever = Retriever(self.settings, self.store, lexical, self.embedder)
         return self._retriever
 
@@ -101,12 +113,35 @@ class RAG:
     def index(self, rebuild: bool = False, progress: Optional[Progress] = None,
               docs_dir: Optional[Path] = None) -> IndexReport:
         docs = Path(docs_dir) if docs_dir else self.settings.docs_dir
+        moved = None
+        if rebuild:
+            with self._lock:  # a store too damaged to open is moved aside, and a new one built
+                if self._store is None:
+                    self._store, moved = open_for_rebuild(self.settings)
+        report = self._indexer(docs).run(rebuild=rebuild, progress=progress)
+        report.moved_aside = str(moved) if moved else None
+        return report
+
+    def _indexer(self, docs: Path, parsed: Optional[dict] = None) -> Indexer:
         s = self.settings
-        indexer = Indexer(
+        return Indexer(
             self.store, self.embedder, Chunker(self.embedder.tokenize, s.chunk_size, s.chunk_overlap),
-            self.retriever, docs, s.store_dir, int(s.max_file_mb * 1e6),
+            self.retriever, docs, s.store_dir, int(s.max_file_mb * 1e6), self._read_limits(), parsed,
         )
-        return indexer.run(rebuild=rebuild, progress=progress)
+
+    def _read_limits(self, progress: Optional[Progress] = None):
+        """What reading one file may cost (RAG_MAX_FILE_CHARS, RAG_MAX_PAGES, RAG_OCR); table blocks
+        sized in the embedding model's tokens, so each fits one chunk."""
+        from .readers import ReadLimits
+
+        return ReadLimits.from_settings(self.settings, tokenize=self.embedder.tokenize, progress=progress)
+
+    @staticmethod
+    def supported_types() -> list[str]:
+        """The file suffixes that are read (README "Supported documents"); other files are skipped."""
+        from .documents import SUPPORTED_SUFFIXES
+
+        return sorted(SUPPORTED_SUFFIXES)
 
     def ensure_indexed(self, progress: Optional[Progress] = None) -> Optional[IndexReport]:
         """Index the docs dir when the store holds nothing yet."""
@@ -121,7 +156,7 @@ class RAG:
         """Save a file (an upload) into the docs dir under a safe name and index it: (doc_id, report).
         A file of the same name is replaced. Raises DocumentError, saving nothing, for a file of
         another type, too big, empty or unreadable."""
-        from .documents import UnreadableFile, parse_bytes
+        from .documents import UnreadableFile, load_document
 
         file_name = safe_file_name(name)
         limit = int(self.settings.max_file_mb * 1e6)
@@ -130,11 +165,11 @@ class RAG:
                                 f"{limit / 1e6:.1f} MB limit (RAG_MAX_FILE_MB)")
         if not data:
             raise DocumentError(f"{file_name} is empty")
-        try:
-            parse_bytes(data, file_name)
+        docs = self.settings.docs_dir
+        try:  # read once: the index run below uses this reading (OCR and all) unless the file changes
+            doc = load_document(docs / file_name, docs, limit, data=data, limits=self._read_limits(progress))
         except UnreadableFile as exc:
             raise DocumentError(f"{file_name} cannot be read: {exc}") from None
-        docs = self.settings.docs_dir
         docs.mkdir(parents=True, exist_ok=True)
         partial = docs / f".{file_name}.part"  # hidden from scans until complete
         try:
@@ -142,7 +177,7 @@ class RAG:
             os.replace(partial, docs / file_name)
         finally:
             partial.unlink(missing_ok=True)
-        return file_name, self.index(progress=progress)
+        return file_name, self._indexer(docs, {doc.doc_id: doc}).run(progress=progress)
 
     def delete_document(self, doc_id: str, progress: Optional[Progress] = None) -> IndexReport:
         """Remove an indexed document: its file in the docs dir, then its chunks from the index."""
@@ -154,6 +189,36 @@ class RAG:
             raise DocumentError(f"{doc_id!r} is not inside the documents folder")
         path.unlink(missing_ok=True)  # a symlink goes, not what it points at
         return self.index(progress=progress)
+
+    def document_file(self, doc_id: str) -> Path:
+        """The file of an indexed document, to open it where a citation points: only a document the
+        index holds, and only inside the documents folder (no '..', no hidden part, no symlink that
+        leads out). Raises DocumentError."""
+        if not isinstance(doc_id, str) or doc_id not in self.store.catalog():
+            raise DocumentError(f"no indexed document {doc_id!r}")
+        docs = self.settings.docs_dir.resolve()
+        parts = Path(doc_id).parts
+        path = docs / doc_id
+        if (Path(doc_id).is_absolute() or any(p == ".." or p.startswith(".") for p in parts)
+                or not path.resolve().is_relative_to(docs)):
+            raise DocumentError(f"{doc_id!r} is not inside the documents folder")
+        if not path.is_file():
+            raise DocumentError(f"the file of {doc_id!r} is no longer in the documents folder")
+        return path.resolve()
+
+    def document_text(self, doc_id: str) -> tuple[Document, bool]:
+        """An indexed document read afresh from its file as the index reads it (citation offsets
+        point into its text), and whether the file is still the version the index holds."""
+        from .documents import UnreadableFile, load_document
+
+        path = self.document_file(doc_id)
+        try:
+            doc = load_document(path, path.parent, int(self.settings.max_file_mb * 1e6), limits=self._read_limits())
+        except (UnreadableFile, OSError) as exc:
+            raise DocumentError(f"{doc_id} cannot be read now: {exc}") from None
+        doc.doc_id = doc_id
+        entry = self.store.catalog().get(doc_id)
+        return doc, entry is not None and entry.sha256 == doc.sha256
 
     # ---- questions -------------------------------------------------------------------------
     def validate(self, question: str) -> str:
@@ -195,27 +260,61 @@ class RAG:
                 isinstance(t, dict) and t.get("role") in ("user", "assistant") for t in history)):
             raise QuestionError('history must be a list of {"role": "user"|"assistant", "content": text} turns')
 
-    def retrieve(self, question: str, top_k: Optional[int] = None, mode: Mode = "hybrid") -> list[Source]:
+    def select_documents(self, doc_ids: Union[str, Iterable[str], None]) -> Optional[list[str]]:
+        """The indexed documents a question is limited to: doc_ids is a list of document ids (paths
+        relative to the docs dir, as `documents()` lists them) and/or globs over them ("reports/*.pdf",
+        "*.md"; `*` also crosses folders), or one such string. None or empty: every document (None
+        is returned). An entry that is an indexed id selects that document; any other entry must be a
+        glob that matches one: an unknown id, or a glob matching nothing, raises DocumentFilterError."""
+        if doc_ids is None:
+            return None
+        entries = [doc_ids] if isinstance(doc_ids, str) else list(doc_ids) if isinstance(doc_ids, Iterable) else None
+        if entries is None or not all(isinstance(e, str) for e in entries):
+            raise DocumentFilterError(f"doc_ids must be a list of document ids or globs, not {doc_ids!r}")
+        entries = [e for e in entries if e.strip()]
+        if not entries:
+            return None
+        catalog = self.store.catalog()
+        chosen: set[str] = set()
+        for entry in entries:
+            found = {entry} if entry in catalog else set(fnmatch.filter(catalog, entry)) if _is_glob(entry) else set()
+            if not found:
+                raise DocumentFilterError(_not_indexed(entry, catalog))
+            chosen |= found
+        return sorted(chosen)
+
+    def retrieve(self, question: str, top_k: Optional[int] = None, mode: Mode = "hybrid",
+                 doc_ids: Union[str, Iterable[str], None] = None) -> list[Source]:
+        """doc_ids: search only these documents (ids and/or globs, see select_documents)."""
         question = self.validate(question)
         self.validate_options(top_k=top_k, mode=mode)
+        only = self.select_documents(doc_ids)
         self.store.check_model(self.embedder.name)
-        return self.retriever.retrieve(question, top_k=top_k, mode=mode)
+        return self.retriever.retrieve(question, top_k=top_k, mode=mode, doc_ids=only)
 
     def ask(self, question: str, generator: Optional[str] = None, top_k: Optional[int] = None,
-            history: Optional[list[dict]] = None) -> Answer:
-        return self.ask_stream(question, generator=generator, top_k=top_k, history=history).finish()
+            history: Optional[list[dict]] = None, doc_ids: Union[str, Iterable[str], None] = None) -> Answer:
+        return self.ask_stream(question, generator=generator, top_k=top_k, history=history,
+                               doc_ids=doc_ids).finish()
 
     def ask_stream(self, question: str, generator: Optional[str] = None, top_k: Optional[int] = None,
-                   history: Optional[list[dict]] = None) -> AnswerStream:
-        """history: earlier turns as [{"role": "user"|"assistant", "content": str}, ...]."""
+                   history: Optional[list[dict]] = None,
+                   doc_ids: Union[str, Iterable[str], None] = None) -> AnswerStream:
+        """history: earlier turns as [{"role": "user"|"assistant", "content": str}, ...].
+        doc_ids: answer from these documents only (ids and/or globs, see select_documents)."""
         question = self.validate(question)  # raise now, not on first iteration
         self.validate_options(top_k=top_k, generator=generator, history=history)
-        return AnswerStream(self._answer(question, generator, top_k, history or []))
+        only = None
+        if doc_ids is not None:
+            self.ensure_indexed()  # the ids are checked against the index: a first question builds it
+            only = self.select_documents(doc_ids)
+        return AnswerStream(self._answer(question, generator, top_k, history or [], only))
 
-    def _answer(self, question: str, generator: Optional[str], top_k: Optional[int], history: list[dict]):
+    def _answer(self, question: str, generator: Optional[str], top_k: Optional[int], history: list[dict],
+                doc_ids: Optional[list[str]] = None):
         from .answering import Pipeline
 
-        return Pipeline(self).run(question, generator, top_k, history)
+        return Pipeline(self).run(question, generator, top_k, history, doc_ids)
 
     def as_retriever(self, top_k: Optional[int] = None, mode: Mode = "hybrid"):
         """A LlamaIndex BaseRetriever over `retrieve` (nodes carry doc_id, file_name, title, start, end, marker)."""

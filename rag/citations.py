@@ -14,6 +14,7 @@ import re
 from dataclasses import dataclass
 from typing import Optional, Sequence
 
+from .evidence import table_rows
 from .models import Source
 from .prompts import NOT_FOUND
 from .text import (
@@ -145,6 +146,8 @@ def support(sentence: str, passage: str, question: str = "") -> float:
     passage that address the assistant ("ignore previous instructions ...") are no evidence."""
     plain = MARKER.sub(" ", sentence)
     passage = without_instructions(passage)
+    # table rows read with their header too: "Quantity: 731" is what the row says under its column
+    passage += "".join(f"\n{reading}" for _, _, reading in table_rows(passage))
     added = added_terms(plain, question) - _VAGUE  # "the article says" is not a claim to check
     if not added:
         return 0.0
@@ -192,6 +195,7 @@ def support_spans(answer: str, source: Source, question: str = "") -> list[tuple
             spans.add((at, at + len(claim)))
             continue
         scored = [(support(claim, source.text[s:e], question), s, e) for s, e in sentences]
+        scored += [(support(claim, reading, question), s, e) for s, e, reading in table_rows(source.text)]
         best = max(scored, default=(0.0, 0, 0))
         if best[0] >= 0.5:
             spans.add((best[1], best[2]))

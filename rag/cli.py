@@ -99,7 +99,38 @@ def cmd_index(args) -> int:
         )
         for s in report.skipped:
             print(f"skipped {clean_line(s.file)}: {clean_line(mask_credentials(s.reason))}", file=sys.stderr)
+    if report.moved_aside and not args.json:
+        print(f"note: the index could not be opened, so it was moved to {clean_line(report.moved_aside)} and "
+              "built again; delete that folder once you no longer need it", file=sys.stderr)
+    if args.watch:
+        _watch(bot, args.json)
     return 0
+
+
+def _watch(bot, as_json: bool) -> None:
+    """`rag index --watch`: index again whenever the folder changes, until Ctrl+C."""
+    from .watch import FolderWatcher, describe
+
+    def on_change(changes) -> bool:
+        try:
+            r = bot.index()
+        except StoreError as exc:  # a Chroma server restarting may come back: keep watching
+            print(f"error: {show(exc)}", file=sys.stderr, flush=True)
+            return True
+        if as_json:
+            print(_json({"changes": [{"path": c.path, "change": c.kind} for c in changes], **r.to_dict()},
+                        ensure_ascii=True), flush=True)
+            return True
+        print(f"{clean_line(describe(changes))}: {r.added} added, {r.updated} updated, {r.removed} removed "
+              f"({r.seconds:.1f} s)", flush=True)
+        for s in r.skipped:
+            print(f"skipped {clean_line(s.file)}: {clean_line(mask_credentials(s.reason))}", file=sys.stderr)
+        return True
+
+    s = bot.settings
+    print(f"watching {clean_line(str(s.docs_dir.resolve()))} for changes (Ctrl+C to stop)", file=sys.stderr,
+          flush=True)
+    FolderWatcher(s.docs_dir, on_change, ignore=[s.store_dir]).run()
 
 
 def _print_answer(answer, as_json: bool):
@@ -115,7 +146,8 @@ def _print_answer(answer, as_json: bool):
     cited = set(markers_in(answer.answer))
     for s in answer.sources:
         if s.marker in cited:
-            print(f"  [{s.marker}] {clean_line(s.title)} ({clean_line(s.file_name)}, chars {s.start}-{s.end})")
+            place = f"{clean_line(s.location)}, " if s.location else ""  # "p. 7, ", "sheet Sales, "
+            print(f"  [{s.marker}] {clean_line(s.title)} ({clean_line(s.file_name)}, {place}chars {s.start}-{s.end})")
     print(flush=True)
 
 
@@ -123,6 +155,14 @@ def cmd_ask(args) -> int:
     from .api import QuestionError
 
     bot = _bot(args)
+    doc_ids = None
+    if args.doc_ids:
+        try:  # once for the batch: a wrong --doc would fail every question the same way
+            bot.ensure_indexed()  # as a first question does on an empty store: the ids are checked after
+            doc_ids = bot.select_documents([_fix_text(d) for d in args.doc_ids])
+        except QuestionError as exc:
+            _question_failed(args, args.question or "", str(exc))
+            return 2
     if args.question is not None:
         questions = iter([(_fix_text(args.question), None)])
     else:
@@ -133,10 +173,10 @@ def cmd_ask(args) -> int:
             print(f"note: {note}", file=sys.stderr)
         try:
             if args.json or not sys.stdout.isatty():
-                _print_answer(bot.ask(q, generator=args.generator, top_k=args.top_k), args.json)
+                _print_answer(bot.ask(q, generator=args.generator, top_k=args.top_k, doc_ids=doc_ids), args.json)
                 continue
             # On a terminal the text streams in; the checked answer follows if checking changed it.
-            stream = bot.ask_stream(q, generator=args.generator, top_k=args.top_k)
+            stream = bot.ask_stream(q, generator=args.generator, top_k=args.top_k, doc_ids=doc_ids)
             streamed = ""
             for delta in stream:
                 streamed += delta
@@ -238,6 +278,19 @@ def cmd_bench(args) -> int:
     return 0
 
 
+def _add_ask(sub, common: Callable) -> None:
+    sp = sub.add_parser("ask", help="ask a question (or one per line on stdin)")
+    sp.add_argument("question", nargs="?")
+    common(sp)
+    sp.add_argument("--generator", choices=names())
+    sp.add_argument("--top-k", type=int, dest="top_k")
+    sp.add_argument("--doc", action="append", dest="doc_ids", metavar="ID_OR_GLOB",
+                    help="answer from this document only: its path inside the docs folder (the id the UI "
+                         "lists), or a glob such as 'reports/*.pdf'; repeat for several")
+    sp.add_argument("--json", action="store_true")
+    sp.set_defaults(func=cmd_ask)
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="rag", description="Ask questions about your documents, with cited answers.")
     sub = p.add_subparsers(dest="command", required=True)
@@ -249,16 +302,12 @@ def build_parser() -> argparse.ArgumentParser:
     sp = sub.add_parser("index", help="index the documents folder (incremental)")
     common(sp)
     sp.add_argument("--rebuild", action="store_true", help="drop the index and build it again")
+    sp.add_argument("--watch", action="store_true",
+                    help="then keep watching the folder and index what changes there, until Ctrl+C")
     sp.add_argument("--json", action="store_true")
     sp.set_defaults(func=cmd_index)
 
-    sp = sub.add_parser("ask", help="ask a question (or one per line on stdin)")
-    sp.add_argument("question", nargs="?")
-    common(sp)
-    sp.add_argument("--generator", choices=names())
-    sp.add_argument("--top-k", type=int, dest="top_k")
-    sp.add_argument("--json", action="store_true")
-    sp.set_defaults(func=cmd_ask)
+    _add_ask(sub, common)
 
     sp = sub.add_parser("status", help="what is indexed and which models are in use")
     common(sp)

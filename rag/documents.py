@@ -1,9 +1,9 @@
-"""Stage 1: files on disk -> Documents (txt, md, html, pdf), with a reason for each file skipped."""
+"""Stage 1: files on disk -> Documents (text, Markdown, HTML here; PDF, Office, CSV and images by
+rag/readers.py), with a reason for each file skipped, unsupported types included."""
 
 from __future__ import annotations
 
 import hashlib
-import io
 import re
 import unicodedata
 from html.parser import HTMLParser
@@ -11,14 +11,20 @@ from pathlib import Path
 from typing import Iterable, Iterator, Union
 
 from .errors import UnreadableFile  # noqa: F401 - re-exported where it used to live
+from .filetypes import check_content, sniff_kind  # noqa: F401 - sniff_kind re-exported
 from .models import Document, Skipped
+from .readers import BINARY_READERS, Parsed, ReadLimits, read_csv
+from .titles import document_title
 
-SUPPORTED_SUFFIXES = {".txt", ".md", ".markdown", ".html", ".htm", ".pdf"}
+TEXT_SUFFIXES = {".txt", ".md", ".markdown", ".html", ".htm", ".csv"}
+SUPPORTED_SUFFIXES = TEXT_SUFFIXES | set(BINARY_READERS)
 
 
-def list_files(docs_dir: Path) -> Iterator[Union[Path, Skipped]]:
-    """Supported files under docs_dir; symlinks that lead outside it are reported, not followed."""
+def list_files(docs_dir: Path, exclude: Path | None = None) -> Iterator[Union[Path, Skipped]]:
+    """Supported files under docs_dir; every other file is reported with its reason (hidden files
+    and folders are not looked at); symlinks that lead outside it are reported, not followed."""
     root = docs_dir.resolve()
+    inner = exclude.resolve() if exclude is not None else None  # the index's own folder, if it lies inside
     for path in sorted(docs_dir.rglob("*")):
         rel = path.relative_to(docs_dir).as_posix()
         if any(part.startswith(".") for part in path.relative_to(docs_dir).parts):
@@ -29,8 +35,13 @@ def list_files(docs_dir: Path) -> Iterator[Union[Path, Skipped]]:
             if not path.resolve().is_relative_to(root):
                 yield Skipped(rel, "symlink points outside the documents folder")
                 continue
-        if supported and path.is_file():
+        if not path.is_file() or (inner is not None and path.resolve().is_relative_to(inner)):
+            continue
+        if supported:
             yield path
+        else:
+            yield Skipped(rel, f"unsupported type {path.suffix.lower()}" if path.suffix else
+                          "unsupported type (no file extension)")
 
 
 def doc_id_for(path: Path, docs_dir: Path) -> str:
@@ -155,21 +166,6 @@ def html_to_text(source: str) -> tuple[str, str]:
     return text, " ".join("".join(parser.title_parts).split())
 
 
-def pdf_to_text(data: bytes) -> str:
-    from pypdf import PdfReader
-
-    try:
-        reader = PdfReader(io.BytesIO(data))
-        if reader.is_encrypted:
-            raise UnreadableFile("encrypted PDF")
-        pages = [page.extract_text() or "" for page in reader.pages]
-    except UnreadableFile:
-        raise
-    except Exception as exc:  # pypdf raises many kinds for broken files
-        raise UnreadableFile(f"broken PDF ({type(exc).__name__})") from exc
-    return "\n\n".join(p.strip() for p in pages if p.strip())
-
-
 def _first_line_title(text: str) -> str:
     for line in text.splitlines():
         line = line.strip().lstrip("#").strip()
@@ -178,64 +174,44 @@ def _first_line_title(text: str) -> str:
     return ""
 
 
-# Leading bytes of file formats that are not text, whatever their name says.
-_MAGIC: tuple[tuple[bytes, str], ...] = (
-    (b"%PDF-", "a PDF document"),
-    (b"PK\x03\x04", "a ZIP archive (or a Word/Excel/OpenDocument file)"),
-    (b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1", "an old Microsoft Office document"),
-    (b"{\\rtf", "an RTF document"),
-    (b"%!PS", "a PostScript document"),
-    (b"\x89PNG\r\n\x1a\n", "a PNG image"),
-    (b"\xff\xd8\xff", "a JPEG image"),
-    (b"GIF87a", "a GIF image"),
-    (b"GIF89a", "a GIF image"),
-    (b"\x1f\x8b", "a gzip archive"),
-    (b"\xfd7zXZ\x00", "an xz archive"),
-    (b"7z\xbc\xaf\x27\x1c", "a 7-Zip archive"),
-    (b"Rar!\x1a\x07", "a RAR archive"),
-    (b"\x7fELF", "a program (ELF)"),
-    (b"SQLite format 3\x00", "an SQLite database"),
-)
-
-
-def sniff_kind(data: bytes) -> str | None:
-    """What the content is when it is a known non-text format (by its leading bytes), else None."""
-    head = data[:64].lstrip(b" \t\r\n")  # a PDF may start after a blank line
-    for magic, kind in _MAGIC:
-        if head.startswith(magic):
-            return kind
-    if re.match(rb"BZh[1-9]1AY&SY", head):
-        return "a bzip2 archive"
-    if head.startswith(b"MZ") and b"\x00" in head:  # "MZ" alone is too common a start of text
-        return "a Windows program"
-    return None
-
-
-def parse_bytes(data: bytes, file_name: str) -> tuple[str, str]:
-    """(text, title) of a file's bytes, chosen by its suffix; the content must be of that type
-    (a PDF named `x.md` is refused, not read as text)."""
+def read_bytes(data: bytes, file_name: str, limits: ReadLimits | None = None) -> Parsed:
+    """Text, title and segments (pages, slides, sheets) of a file's bytes, read by its suffix within
+    limits (characters, pages, OCR on or off)."""
+    limits = limits or ReadLimits()
     suffix = Path(file_name).suffix.lower()
-    kind = sniff_kind(data)
-    if suffix != ".pdf" and kind is not None:
-        proper = " (rename it to .pdf)" if kind == "a PDF document" else ""
-        raise UnreadableFile(f"binary content: the file is {kind}, not a {suffix or 'text'} file{proper}")
-    if suffix == ".pdf":
-        if not data.startswith(b"%PDF"):
-            raise UnreadableFile("not a PDF file")
-        text = pdf_to_text(data)
-        title = _first_line_title(text)
+    check_content(data, suffix)
+    if suffix in BINARY_READERS:
+        parsed = BINARY_READERS[suffix](data, limits)
+    elif suffix == ".csv":
+        parsed = read_csv(_bounded(decode_text(data), limits), Path(file_name).stem, limits)
     elif suffix in (".html", ".htm"):
-        text, title = html_to_text(decode_text(data))
-        title = title or _first_line_title(text)
+        text, title = html_to_text(_bounded(decode_text(data), limits))
+        parsed = Parsed(text, title)
     else:
-        text = decode_text(data).replace("\r\n", "\n").replace("\r", "\n")
-        title = _first_line_title(text)
-    if not text.strip():
+        parsed = Parsed(_bounded(decode_text(data), limits).replace("\r\n", "\n").replace("\r", "\n"))
+    if not parsed.text.strip():
         raise UnreadableFile("no text in file")
-    return text, title or Path(file_name).stem
+    if suffix in (".xlsx", ".png", ".jpg", ".jpeg"):  # a first sheet's name or OCR line is no title
+        parsed.title = parsed.title or Path(file_name).stem
+    html = decode_text(data) if suffix in (".html", ".htm") else None  # og:title, <h1>: rag/titles.py
+    parsed.title = document_title(file_name, parsed.text, data, html, parsed.title) or Path(file_name).stem
+    return parsed
 
 
-def load_document(path: Path, docs_dir: Path, max_bytes: int, data: bytes | None = None) -> Document:
+def _bounded(text: str, limits: ReadLimits) -> str:
+    if len(text) > limits.max_chars:
+        raise limits.too_long(len(text))
+    return text
+
+
+def parse_bytes(data: bytes, file_name: str, limits: ReadLimits | None = None) -> tuple[str, str]:
+    """(text, title) of a file's bytes (see read_bytes)."""
+    parsed = read_bytes(data, file_name, limits)
+    return parsed.text, parsed.title
+
+
+def load_document(path: Path, docs_dir: Path, max_bytes: int, data: bytes | None = None,
+                  limits: ReadLimits | None = None) -> Document:
     if data is None:
         size = path.stat().st_size
         if size > max_bytes:
@@ -245,19 +221,20 @@ def load_document(path: Path, docs_dir: Path, max_bytes: int, data: bytes | None
         if size == 0:
             raise UnreadableFile("empty file")
         data = path.read_bytes()
-    text, title = parse_bytes(data, path.name)
+    parsed = read_bytes(data, path.name, limits)
     return Document(
         doc_id=doc_id_for(path, docs_dir),
-        title=title,
+        title=parsed.title,
         file_name=path.name,
-        text=text,
+        text=parsed.text,
         sha256=file_sha256(data),
+        segments=parsed.segments,
     )
 
 
-def scan(docs_dir: Path, max_bytes: int) -> Iterable[tuple[str, Path, str] | Skipped]:
+def scan(docs_dir: Path, max_bytes: int, exclude: Path | None = None) -> Iterable[tuple[str, Path, str] | Skipped]:
     """(doc_id, path, sha256) for each readable-looking file, hashing bytes only (cheap)."""
-    for item in list_files(docs_dir):
+    for item in list_files(docs_dir, exclude):
         if isinstance(item, Skipped):
             yield item
             continue

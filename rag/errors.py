@@ -12,6 +12,11 @@ class QuestionError(RagError, ValueError):
     """The question cannot be asked as it is; the message tells the user why."""
 
 
+class DocumentFilterError(QuestionError):
+    """The documents a question is limited to name no indexed document (an unknown id, a glob
+    matching nothing); the message names what was not found."""
+
+
 class DocumentError(RagError, ValueError):
     """A document cannot be added or deleted; the message tells the user why."""
 
@@ -26,6 +31,15 @@ class StoreError(RagError, RuntimeError):
 
 class StoreLocked(StoreError):
     """Another process is writing the store."""
+
+
+class StoreBroken(StoreError):
+    """The on-disk store cannot be opened (a damaged or foreign file); `rag index --rebuild` moves
+    it aside and builds a new one."""
+
+
+class StoreReadOnly(StoreError):
+    """The store cannot be written: it answers questions (from a copy) but cannot be indexed."""
 
 
 class GeneratorError(RagError, RuntimeError):

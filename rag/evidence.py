@@ -88,6 +88,37 @@ def _table_units(rows: list[str], caption: str) -> list[tuple[str, str]]:
     return out
 
 
+def table_rows(text: str) -> list[tuple[int, int, str]]:
+    """(start, end, reading) of each data row of the tables in a passage: where the row is, and the
+    row read with its header as a unit reads it. A claim taken from a row is checked against this
+    reading (rag/citations.py): the bare row holds the cells but not the column names."""
+    if "|" not in text:
+        return []
+    out: list[tuple[int, int, str]] = []
+    table: list[tuple[int, int, str]] = []
+    caption, pos = "", 0
+
+    def flush() -> None:
+        if len(table) >= 2:
+            readings = _table_units([line for _, _, line in table], caption)
+            data = [t for t in table if not TABLE_RULE.match(t[2])][1:]
+            out.extend((s, e, reading) for (s, e, _), (reading, _) in zip(data, readings))
+        table.clear()
+
+    for line in text.splitlines(keepends=True):
+        start, pos = pos, pos + len(line)
+        stripped = line.strip()
+        if not stripped:
+            continue
+        if TABLE_ROW.match(stripped):
+            table.append((start, start + len(line.rstrip()), stripped))
+        else:
+            flush()
+            caption = stripped
+    flush()
+    return out
+
+
 def line_blocks(text: str) -> list[tuple[str, list[str]]]:
     """The passage's lines grouped into ("table"|"list"|"prose", lines)."""
     blocks: list[tuple[str, list[str]]] = []

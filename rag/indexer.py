@@ -4,6 +4,7 @@ replaced, deleted files removed, unchanged files not touched. Safe to interrupt 
 from __future__ import annotations
 
 import time
+from dataclasses import replace
 from pathlib import Path
 from typing import Callable, Optional
 
@@ -12,7 +13,8 @@ import numpy as np
 from .chunks import Chunker
 from .documents import UnreadableFile, load_document, scan
 from .embeddings import Embedder
-from .models import Chunk, IndexReport, Skipped
+from .models import Chunk, Document, IndexReport, Skipped
+from .readers import ReadLimits
 from .retrieval import Retriever
 from .store import CatalogEntry, Store, write_lock
 
@@ -22,9 +24,14 @@ _FLUSH_AT = 256  # chunks embedded per batch: big batches keep the model busy
 
 class Indexer:
     def __init__(self, store: Store, embedder: Embedder, chunker: Chunker, retriever: Retriever,
-                 docs_dir: Path, store_dir: Path, max_bytes: int):
+                 docs_dir: Path, store_dir: Path, max_bytes: int, limits: Optional[ReadLimits] = None,
+                 parsed: Optional[dict[str, Document]] = None):
+        """limits: what reading one file may cost (characters, pages, OCR); parsed: documents already
+        read (an upload, checked before it was saved), used when the file still has the same bytes."""
         self.store, self.embedder, self.chunker, self.retriever = store, embedder, chunker, retriever
         self.docs_dir, self.store_dir, self.max_bytes = docs_dir, store_dir, max_bytes
+        self.limits = limits or ReadLimits()
+        self.parsed = parsed or {}
 
     def run(self, rebuild: bool = False, progress: Optional[Progress] = None) -> IndexReport:
         t0 = time.perf_counter()
@@ -40,7 +47,7 @@ class Indexer:
             catalog = self.store.catalog(fresh=True)
 
             current: dict[str, tuple[Path, str]] = {}
-            for item in scan(self.docs_dir, self.max_bytes):
+            for item in scan(self.docs_dir, self.max_bytes, exclude=self.store_dir):
                 if isinstance(item, Skipped):
                     report.skipped.append(item)
                 else:
@@ -77,9 +84,12 @@ class Indexer:
         """Index the files; (doc_id, new sha256) of the documents that replaced an older version."""
         pending: list[tuple[CatalogEntry, list[Chunk], bool]] = []
         replaced: list[tuple[str, str]] = []
-        for n, (doc_id, path, _sha) in enumerate(todo, start=1):
+        limits = replace(self.limits, progress=progress)  # OCR reports its pages
+        for n, (doc_id, path, sha) in enumerate(todo, start=1):
             try:
-                doc = load_document(path, self.docs_dir, self.max_bytes)
+                doc = self.parsed.get(doc_id)
+                if doc is None or doc.sha256 != sha:
+                    doc = load_document(path, self.docs_dir, self.max_bytes, limits=limits)
             except UnreadableFile as exc:
                 # A previously indexed version stays searchable: nothing already indexed is lost.
                 report.skipped.append(Skipped(doc_id, str(exc)))

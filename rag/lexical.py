@@ -7,7 +7,7 @@ import os
 import shutil
 import threading
 from pathlib import Path
-from typing import Optional
+from typing import Collection, Optional
 
 import numpy as np
 
@@ -24,6 +24,8 @@ class LexicalIndex:
         self.ids: list[str] = []
         self.doc_ids: list[str] = []
         self.shas: list[str] = []
+        self._codes = np.zeros(0, dtype=np.int64)  # per row: its document's number in _numbers
+        self._numbers: dict[str, int] = {}
         self.retriever = None
         self._stem = stemmer()
         self._lock = threading.Lock()
@@ -45,7 +47,7 @@ class LexicalIndex:
         with self._lock:
             self.retriever = retriever
             self.ids = [r[0] for r in rows]
-            self.doc_ids = [r[1] for r in rows]
+            self._set_doc_ids([r[1] for r in rows])
             self.shas = [r[2] for r in rows]
             self.version = version
         self._save()
@@ -87,9 +89,18 @@ class LexicalIndex:
             return False  # unreadable: the caller rebuilds it
         with self._lock:
             self.retriever = retriever
-            self.ids, self.doc_ids, self.shas = rows["ids"], rows["doc_ids"], rows["shas"]
+            self.ids, self.shas = rows["ids"], rows["shas"]
+            self._set_doc_ids(rows["doc_ids"])
             self.version = rows["version"]
         return True
+
+    def _set_doc_ids(self, doc_ids: list[str]):
+        """Rows' documents as numbers too, so a search limited to documents masks rows in one step."""
+        numbers: dict[str, int] = {}
+        self._codes = np.fromiter((numbers.setdefault(d, len(numbers)) for d in doc_ids), dtype=np.int64,
+                                  count=len(doc_ids))
+        self._numbers = numbers
+        self.doc_ids = doc_ids
 
     def idf(self, term: str) -> float:
         """BM25 idf of a stemmed term over all chunks (unknown terms weigh as the rarest)."""
@@ -103,12 +114,19 @@ class LexicalIndex:
                 df = int(indptr[tid + 1] - indptr[tid])
         return float(np.log(1 + (n_docs - df + 0.5) / (df + 0.5)))
 
-    def search(self, query: str, n: int) -> list[tuple[str, str, str, float]]:
-        """(chunk_id, doc_id, doc_sha256, score) best first; empty when no query term is known."""
+    def search(self, query: str, n: int, only: Optional[Collection[str]] = None) -> list[tuple[str, str, str, float]]:
+        """(chunk_id, doc_id, doc_sha256, score) best first; empty when no query term is known.
+        only: the documents to search (None: all); the n best are chosen among their chunks alone."""
         with self._lock:
             retriever, ids, doc_ids, shas = self.retriever, self.ids, self.doc_ids, self.shas
+            codes, numbers = self._codes, self._numbers
         if retriever is None or not ids:
             return []
+        rows = None
+        if only is not None:
+            rows = np.flatnonzero(np.isin(codes, [numbers[d] for d in only if d in numbers]))
+            if not len(rows):
+                return []
         tokens = self.tokenize([query])
         if not tokens or not tokens[0]:
             return []
@@ -117,7 +135,8 @@ class LexicalIndex:
         if not known:
             return []
         scores = retriever.get_scores(known)
-        n = min(n, len(ids))
-        top = np.argpartition(-scores, n - 1)[:n]
+        pool = np.arange(len(ids)) if rows is None else rows
+        n = min(n, len(pool))
+        top = pool[np.argpartition(-scores[pool], n - 1)[:n]]
         top = top[np.argsort(-scores[top])]
         return [(ids[i], doc_ids[i], shas[i], float(scores[i])) for i in top if scores[i] > 0]

@@ -9,12 +9,23 @@ from .text import MARKER, markers_in
 
 
 @dataclass
+class Segment:
+    """A part of a document's text that has its own place in the original file: a PDF page, a slide,
+    a sheet. Chunks never cross from one segment into the next, so each chunk has one place."""
+
+    start: int  # character offset in Document.text where the part begins
+    page: Optional[int] = None  # PDF page or slide number, from 1
+    location: str = ""  # as a reader cites it: "p. 7", "slide 3", "sheet Sales"
+
+
+@dataclass
 class Document:
     doc_id: str  # path relative to the docs dir, with forward slashes
     title: str
     file_name: str
     text: str
     sha256: str  # of the file's bytes
+    segments: list[Segment] = field(default_factory=list)  # empty: the text is one part
 
 
 @dataclass
@@ -27,6 +38,8 @@ class Chunk:
     start: int  # character offsets in the document text
     end: int
     doc_sha256: str
+    page: Optional[int] = None  # PDF page or slide number the chunk is on
+    location: str = ""  # "p. 7", "slide 3", "sheet Sales", or the section heading it falls under
 
 
 @dataclass
@@ -45,6 +58,8 @@ class Source:
     chunk_id: str = ""
     # character spans (in `text`) of the sentences that support what the answer cites this for
     spans: list[tuple[int, int]] = field(default_factory=list)
+    page: Optional[int] = None  # PDF page or slide number; None for other files and older indexes
+    location: str = ""  # where in the file, as shown beside the citation: "p. 7", "slide 3", "sheet Sales"
 
     def public(self) -> dict:
         d = asdict(self)
@@ -106,8 +121,11 @@ class IndexReport:
     chunks: int = 0
     skipped: list[Skipped] = field(default_factory=list)
     seconds: float = 0.0
+    moved_aside: Optional[str] = None  # where `--rebuild` moved a store too damaged to open
 
     def to_dict(self) -> dict:
         d = asdict(self)
         d["seconds"] = round(self.seconds, 3)
+        if d["moved_aside"] is None:  # the key only when it happened
+            del d["moved_aside"]
         return d

@@ -16,6 +16,10 @@ if TYPE_CHECKING:
     from openai import Stream
     from openai.types.chat import ChatCompletionChunk
 
+# Sent with every request: a rag-chat server (ui/openai_api.py, same name) refuses it with 508, so
+# OPENAI_BASE_URL pointed at a rag-chat server ends in one refused hop, not an endless loop.
+HOP_HEADER = "X-RAG-Chat-Hop"
+
 
 @register("openai")
 class OpenAIGenerator(Generator):
@@ -30,7 +34,7 @@ class OpenAIGenerator(Generator):
         self.settings = settings
         key = settings.openai_api_key.get_secret_value() if settings.openai_api_key else "not-needed"
         self.client = OpenAI(api_key=key, base_url=settings.openai_base_url,
-                             timeout=settings.llm_timeout, max_retries=0)
+                             timeout=settings.llm_timeout, max_retries=0, default_headers={HOP_HEADER: "1"})
         self.model = settings.llm_model
 
     def stream(self, question: str, sources: list[Source]) -> Iterator[str]:
@@ -85,6 +89,8 @@ def _describe_error(exc: Exception) -> str:
         return "cannot connect to the LLM endpoint"
     if isinstance(exc, openai.AuthenticationError):
         return "the LLM endpoint refused the API key (401)"
+    if isinstance(exc, openai.APIStatusError) and exc.status_code == 508:
+        return "OPENAI_BASE_URL points at a rag-chat server (its /v1), not at an LLM (HTTP 508)"
     if isinstance(exc, openai.APIStatusError):
         return f"the LLM endpoint returned HTTP {exc.status_code}"
     return f"the LLM endpoint failed ({type(exc).__name__})"

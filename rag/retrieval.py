@@ -4,7 +4,7 @@
 from __future__ import annotations
 
 import threading
-from typing import Literal, get_args
+from typing import Collection, Literal, Optional, get_args
 
 import numpy as np
 
@@ -48,6 +48,12 @@ def zscore_fuse(rankings: list[tuple[dict[str, float], float]]) -> dict[str, flo
     return fused
 
 
+def _page(meta: dict) -> int | None:
+    """The chunk's page (PDF page or slide); None for other files and for stores built before pages."""
+    page = meta.get("page")
+    return int(page) if isinstance(page, (int, float)) and not isinstance(page, bool) else None
+
+
 class Retriever:
     def __init__(self, settings: Settings, store: Store, lexical: LexicalIndex, embedder: Embedder):
         self.settings, self.store, self.lexical, self.embedder = settings, store, lexical, embedder
@@ -82,24 +88,29 @@ class Retriever:
 
         return catalog, committed
 
-    def _search(self, question: str, n: int, mode: Mode, qvec: np.ndarray | None):
+    def _search(self, question: str, n: int, mode: Mode, qvec: np.ndarray | None,
+                only: Optional[Collection[str]] = None):
         """Candidates of each ranking, best first, committed only: dense as chunk id -> (meta, text,
-        cosine), BM25 as chunk id -> (doc id, score); and the fused score of every candidate."""
+        cosine), BM25 as chunk id -> (doc id, score); and the fused score of every candidate.
+        only: the documents searched (None: all); both rankings pick their n among those alone."""
         catalog, committed = self._committed()
+        if only is not None:
+            catalog = {d: e for d, e in catalog.items() if d in only}
         if not catalog:
             return {}, [], [], {}
         self.sync_lexical()
         dense: dict[str, tuple[dict, str, float]] = {}
         if mode in ("hybrid", "dense"):
             assert qvec is not None  # callers embed the question for every mode but bm25
-            res = self.store.query(qvec, n)
+            res = self.store.query(qvec, n, None if only is None else sorted(catalog))
             for cid, meta, text, dist in zip(res["ids"][0], res["metadatas"][0], res["documents"][0],
                                              res["distances"][0]):
                 if committed(meta["doc_id"], meta["doc_sha256"]):
                     dense[cid] = (meta, text, 1.0 - float(dist))
         bm25: dict[str, tuple[str, float]] = {}
         if mode in ("hybrid", "bm25"):
-            bm25 = {cid: (doc_id, score) for cid, doc_id, sha, score in self.lexical.search(question, n)
+            limit = None if only is None else list(catalog)
+            bm25 = {cid: (doc_id, score) for cid, doc_id, sha, score in self.lexical.search(question, n, limit)
                     if committed(doc_id, sha)}
         s = self.settings
         if s.fusion == "rrf":
@@ -110,21 +121,23 @@ class Retriever:
         return catalog, dense, bm25, fused
 
     def retrieve(self, question: str, top_k: int | None = None, mode: Mode = "hybrid",
-                 query_vector: np.ndarray | None = None) -> list[Source]:
+                 query_vector: np.ndarray | None = None, doc_ids: Optional[Collection[str]] = None) -> list[Source]:
+        """The top_k passages; doc_ids: from these documents only (None: from all)."""
+        only = None if doc_ids is None else frozenset(doc_ids)
         version = self.store.version()
-        sources = self._retrieve(question, top_k, mode, query_vector)
+        sources = self._retrieve(question, top_k, mode, query_vector, only)
         if self.store.version() != version:
             # A re-index published while we searched and may have deleted the old versions our
             # catalog named: search again, against the new catalog.
-            sources = self._retrieve(question, top_k, mode, query_vector)
+            sources = self._retrieve(question, top_k, mode, query_vector, only)
         return sources
 
     def _retrieve(self, question: str, top_k: int | None, mode: Mode,
-                  query_vector: np.ndarray | None) -> list[Source]:
+                  query_vector: np.ndarray | None, only: Optional[frozenset[str]] = None) -> list[Source]:
         top_k = top_k or self.settings.top_k
         n = max(self.settings.candidates, top_k)
         qvec = query_vector if query_vector is not None else self.embedder.embed([question])[0]
-        catalog, dense, _, fused = self._search(question, n, mode, qvec)
+        catalog, dense, _, fused = self._search(question, n, mode, qvec, only)
         if not catalog:
             return []
         found = dict(dense)
@@ -139,10 +152,13 @@ class Retriever:
             if cid not in found:  # deleted between the search and the fetch
                 continue
             meta, text, sim = found[cid]
+            if only is not None and meta["doc_id"] not in only:
+                continue  # both searches were limited already; a passage from elsewhere is never shown
             sources.append(Source(
                 marker=len(sources) + 1, doc_id=meta["doc_id"], file_name=meta["file_name"],
                 title=meta.get("title", ""), text=text, start=int(meta["start"]), end=int(meta["end"]),
                 score=round(fused[cid], 6), similarity=round(sim, 4), chunk_id=cid,
+                page=_page(meta), location=str(meta.get("location") or ""),
             ))
         return sources
 

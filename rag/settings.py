@@ -46,7 +46,8 @@ class Settings(BaseSettings):
 
     docs_dir: Path = _env(
         "RAG_DOCS_DIR", "docs_dir", Path("seeds"),
-        "Folder of documents to index (`.txt`, `.md`, `.html`, `.htm`, `.pdf`).", "documents and store")
+        "Folder of documents to index (`.txt`, `.md`, `.html`, `.pdf`, `.docx`, `.pptx`, `.xlsx`, `.csv`, "
+        "`.png`, `.jpg`; README \"Supported documents\").", "documents and store")
     store_dir: Path = _env(
         "RAG_STORE_DIR", "store_dir", Path("index_store"),
         "Folder of the on-disk index (Chroma plus BM25); with a Chroma server it keeps the BM25 copy and "
@@ -59,6 +60,27 @@ class Settings(BaseSettings):
         "RAG_MAX_FILE_MB", "max_file_mb", 20.0,
         "Files over this many megabytes are skipped with that reason, and the UI refuses larger uploads.",
         "documents and store")
+    # a few KB of PDF can expand to millions of characters (issue 12): bounded while reading
+    max_file_chars: int = _env(
+        "RAG_MAX_FILE_CHARS", "max_file_chars", 2_000_000,
+        "A file whose text runs past this many characters (about 1,000 book pages) is skipped with that "
+        "reason, not half-indexed; reading stops as soon as it is over.", "documents and store", ge=1000)
+    max_pages: int = _env(
+        "RAG_MAX_PAGES", "max_pages", 2000,
+        "PDFs with more pages, and presentations with more slides, are skipped with that reason.",
+        "documents and store", ge=1)
+    ocr: bool = _env(
+        "RAG_OCR", "ocr", True,
+        "Read the text of scanned PDF pages (pages without a text layer) and of `.png`/`.jpg` images by OCR "
+        "(rapidocr, offline, a few seconds a page); `false` skips images and scanned PDFs with that reason.",
+        "documents and store")
+
+    watch: bool = _env(
+        "RAG_WATCH", "watch", True,
+        "`rag serve` watches the documents folder and re-indexes what was added, changed or deleted there "
+        "within a few seconds (once the folder has been quiet for 1.5 s and each changed file has stopped "
+        "growing); `false` turns it off (the Re-index button remains). `rag index --watch` does the same "
+        "without the UI.", "documents and store")
 
     # MiniLM reads 256 word pieces; the default stays under it with room for [CLS]/[SEP]
     chunk_size: int = _env(
@@ -167,6 +189,37 @@ class Settings(BaseSettings):
         "RAG_AUTH", "auth", None,
         "Login for the browser UI as `user:password` (the password is never printed); set it before "
         "binding to anything but 127.0.0.1.", "server/UI")
+    api_key: Optional[SecretStr] = _env(
+        "RAG_API_KEY", "api_key", None,
+        "Bearer token of the OpenAI-compatible API at `/v1` (`Authorization: Bearer <key>`; never printed). "
+        "Unset, `/v1` answers only when the server is bound to a loopback address, and refuses requests on "
+        "any other. Independent of `RAG_AUTH`.", "server/UI")
+    login_attempts: int = _env(
+        "RAG_LOGIN_ATTEMPTS", "login_attempts", 5,
+        "Failed logins allowed per client address and per user name within `RAG_LOGIN_WINDOW`; past them "
+        "logins are refused (429) for the window, twice as long at each further lockout (at most an hour). "
+        "Each failure is answered a little later than the one before.", "server/UI", ge=1)
+    login_window: float = _env(
+        "RAG_LOGIN_WINDOW", "login_window", 60.0,
+        "Seconds over which failed logins are counted, and the length of a first lockout.", "server/UI", gt=0)
+    allowed_hosts: Optional[str] = _env(
+        "RAG_ALLOWED_HOSTS", "allowed_hosts", None,
+        "Host names the server answers to besides its bind address, `localhost`, the machine's own name and "
+        "IP addresses (comma-separated; `.example.org` covers its subdomains; `*` turns the check off). "
+        "Requests naming another host are refused (DNS rebinding); browser requests from another origin than "
+        "the page's own, or a name listed here, are refused too.", "server/UI", example="rag.example.org")
+    upload_cache_seconds: int = _env(
+        "RAG_UPLOAD_CACHE_SECONDS", "upload_cache_seconds", 3600,
+        "Uploads are deleted from Gradio's temporary folder (`GRADIO_TEMP_DIR`) this many seconds after they "
+        "arrive, and all of them when the server stops; the documents folder keeps its own copy.",
+        "server/UI", ge=1)
+    ssl_certfile: Optional[Path] = _env(
+        "RAG_SSL_CERTFILE", "ssl_certfile", None,
+        "Certificate (PEM) to serve the UI over HTTPS; needs `RAG_SSL_KEYFILE`.", "server/UI",
+        example="/etc/rag/cert.pem")
+    ssl_keyfile: Optional[Path] = _env(
+        "RAG_SSL_KEYFILE", "ssl_keyfile", None,
+        "Private key (PEM, unencrypted) of `RAG_SSL_CERTFILE`.", "server/UI", example="/etc/rag/key.pem")
 
     chroma_host: Optional[str] = _env(
         "CHROMA_HOST", "chroma_host", None,

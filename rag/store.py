@@ -18,7 +18,8 @@ from typing import IO, Any, Iterator, Mapping, Optional
 
 import numpy as np
 
-from .errors import StoreError, StoreLocked  # noqa: F401 - re-exported where it used to live
+from . import store_disk
+from .errors import StoreBroken, StoreError, StoreLocked  # noqa: F401 - re-exported where it used to live
 from .settings import Settings
 
 STORE_RECORD = "__store__"
@@ -28,7 +29,6 @@ STORE_RECORD = "__store__"
 _BATCH = 1000
 _PAGE = 5000
 _MAX_RESTARTS = 20  # a paged read that keeps losing its place to deletes stops starting over
-_CLIENT_LOCK = threading.Lock()
 
 
 @dataclass
@@ -41,27 +41,26 @@ class CatalogEntry:
     indexed_at: float
 
 
-def _client(settings: Settings):
-    import chromadb
+def _chroma_settings():
     from chromadb.config import Settings as ChromaSettings
 
-    chroma_settings = ChromaSettings(anonymized_telemetry=False)
-    if settings.chroma_host:
-        import httpx
+    return ChromaSettings(anonymized_telemetry=False)
 
-        try:
-            client = chromadb.HttpClient(host=settings.chroma_host, port=settings.chroma_port, settings=chroma_settings)
-        except Exception as exc:
-            raise StoreError(_server_down(settings, exc)) from None
-        # chromadb waits forever by default: a server that hangs would hang every question
-        session = getattr(getattr(client, "_server", None), "_session", None)
-        if session is not None:
-            session.timeout = httpx.Timeout(settings.chroma_timeout, connect=min(5.0, settings.chroma_timeout))
-        return client
-    path = settings.store_dir / "chroma"
-    path.mkdir(parents=True, exist_ok=True)
-    with _CLIENT_LOCK:  # chromadb's shared system per path breaks if two threads open it at once
-        return chromadb.PersistentClient(path=str(path), settings=chroma_settings)
+
+def _server_client(settings: Settings):
+    import chromadb
+    import httpx
+
+    try:
+        client = chromadb.HttpClient(host=settings.chroma_host or "", port=settings.chroma_port,
+                                     settings=_chroma_settings())
+    except Exception as exc:
+        raise StoreError(_server_down(settings, exc)) from None
+    # chromadb waits forever by default: a server that hangs would hang every question
+    session = getattr(getattr(client, "_server", None), "_session", None)
+    if session is not None:
+        session.timeout = httpx.Timeout(settings.chroma_timeout, connect=min(5.0, settings.chroma_timeout))
+    return client
 
 
 def _server_down(settings: Settings, exc: BaseException) -> str:
@@ -107,6 +106,9 @@ class _Collection:
                             f"the Chroma collection {self.name} disappeared; run `rag index` to rebuild it"
                         ) from None
                 except Exception as exc:
+                    embedded = not self._store.settings.chroma_host
+                    if embedded and store_disk.damaged(exc):
+                        raise store_disk.broken(self._store.settings.store_dir, exc) from None
                     if not _is_connection_error(exc):
                         raise
                     self._store._forget_collections()
@@ -118,12 +120,19 @@ class _Collection:
 class Store:
     def __init__(self, settings: Settings):
         self.settings = settings
-        settings.store_dir.mkdir(parents=True, exist_ok=True)
-        if not settings.chroma_host:
-            _hold_open(settings.store_dir)
+        store_disk.prepare(settings.store_dir)
+        # data_dir holds Chroma's files and the BM25 index: the store folder, or a read-only one's copy
+        self.data_dir, self.read_only = settings.store_dir, None
         self._open_lock = threading.RLock()
         self._collections: dict[str, object] = {}
-        self.client = _client(settings)
+        if settings.chroma_host:
+            self.client = _server_client(settings)
+        else:
+            reason = store_disk.unwritable(settings.store_dir)
+            if reason is None:
+                _hold_open(settings.store_dir)
+            self.client, self.data_dir, self.read_only = store_disk.open_client(
+                settings.store_dir, _chroma_settings(), reason)
         name = settings.collection
         self.chunks = _Collection(self, f"{name}_chunks")
         self.docs = _Collection(self, f"{name}_docs")
@@ -147,6 +156,8 @@ class Store:
                 except StoreError:
                     raise
                 except Exception as exc:
+                    if not self.settings.chroma_host and store_disk.damaged(exc):
+                        raise store_disk.broken(self.settings.store_dir, exc) from None
                     if not (self.settings.chroma_host and _is_connection_error(exc)):
                         raise
                     raise StoreError(_server_down(self.settings, exc)) from None
@@ -237,11 +248,7 @@ class Store:
                 ids=[c.chunk_id for c in part],
                 embeddings=vectors[i : i + _BATCH],
                 documents=[c.text for c in part],
-                metadatas=[
-                    {"doc_id": c.doc_id, "title": c.title, "file_name": c.file_name,
-                     "start": c.start, "end": c.end, "doc_sha256": c.doc_sha256}
-                    for c in part
-                ],
+                metadatas=[_chunk_metadata(c) for c in part],
             )
 
     def delete_chunks(self, doc_id: str | Mapping[str, Optional[str]], keep_sha: Optional[str] = None):
@@ -319,11 +326,22 @@ class Store:
         for i in range(0, len(ids), _BATCH):
             coll.delete(ids=ids[i : i + _BATCH])
 
-    def query(self, vector: np.ndarray, n: int) -> dict:
+    def query(self, vector: np.ndarray, n: int, doc_ids: Optional[list[str]] = None) -> dict:
+        """The n chunks nearest vector, as Chroma's query answers; doc_ids: among those documents'
+        chunks only (a `where` filter, so the n nearest are chosen inside them)."""
         n = max(1, min(n, self.chunks.count()))
-        return self.chunks.query(
-            query_embeddings=[vector], n_results=n, include=["metadatas", "documents", "distances"]
-        )
+        include = ["metadatas", "documents", "distances"]
+        if doc_ids is None:
+            return self.chunks.query(query_embeddings=[vector], n_results=n, include=include)
+        # Many documents: a filter of _BATCH ids per query (as for `get`), the nearest n of them all kept.
+        rows: list[tuple[float, str, Any, Any]] = []
+        for i in range(0, len(doc_ids), _BATCH):
+            got = self.chunks.query(query_embeddings=[vector], n_results=n, include=include,
+                                    where={"doc_id": {"$in": doc_ids[i : i + _BATCH]}})
+            rows += zip(got["distances"][0], got["ids"][0], got["metadatas"][0], got["documents"][0])
+        rows = sorted(rows, key=lambda r: r[0])[:n]
+        return {"ids": [[r[1] for r in rows]], "distances": [[r[0] for r in rows]],
+                "metadatas": [[r[2] for r in rows]], "documents": [[r[3] for r in rows]]}
 
     def get_chunks(self, ids: list[str]) -> dict:
         got: dict[str, list] = {"ids": [], "metadatas": [], "documents": []}
@@ -344,6 +362,14 @@ class Store:
         self._forget_collections()
         self._open_collections()
         self._catalog = None
+
+
+def _chunk_metadata(c) -> dict:
+    meta = {"doc_id": c.doc_id, "title": c.title, "file_name": c.file_name, "start": c.start, "end": c.end,
+            "doc_sha256": c.doc_sha256, "location": c.location}
+    if c.page is not None:  # Chroma keeps no None; an absent page reads back as None (older stores too)
+        meta["page"] = c.page
+    return meta
 
 
 def _being_written(store_dir: Path) -> StoreLocked:
@@ -408,9 +434,15 @@ def _only_process(store_dir: Path, wait: float = 5.0):
 @contextmanager
 def write_lock(store_dir: Path):
     """One writer per store: a second indexer gets a clear message instead of corrupting it."""
-    store_dir.mkdir(parents=True, exist_ok=True)
+    store_disk.check_writable(store_dir)
+    store_disk.prepare(store_dir)
     path = store_dir / "write.lock"
-    fh = open(path, "a+")
+    try:
+        fh = open(path, "a+")
+    except OSError as exc:
+        if exc.errno not in store_disk.NOT_WRITABLE:
+            raise
+        raise store_disk.read_only(store_dir, exc.strerror or str(exc)) from None
     try:
         fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except BlockingIOError:
@@ -428,3 +460,16 @@ def write_lock(store_dir: Path):
         fh.truncate()
         fcntl.flock(fh, fcntl.LOCK_UN)
         fh.close()
+
+
+def open_for_rebuild(settings: Settings) -> tuple[Store, Optional[Path]]:
+    """The store, for `index --rebuild`: an on-disk one too damaged to open is first moved aside
+    (to chroma.broken-<time>, returned) so a new one can be built."""
+    try:
+        return Store(settings), None
+    except StoreBroken:
+        if settings.chroma_host:
+            raise
+        with write_lock(settings.store_dir):  # no other process has it open while it moves
+            moved = store_disk.set_aside(settings.store_dir)
+        return Store(settings), moved

@@ -1,3 +1,4 @@
+from rag.boilerplate import content_regions
 from rag.chunks import Chunker
 from rag.embeddings import get_embedder
 from rag.models import Document
@@ -16,8 +17,10 @@ def test_chunks_fit_the_embedding_window_and_keep_offsets():
         assert len(emb.tokenize(c.text)) <= 254  # 256 minus [CLS] and [SEP]
         assert text[c.start : c.end] == c.text
         assert c.doc_id == "002.txt" and c.title == "T"
-    # consecutive chunks cover the whole document
-    assert chunks[0].start == len(text) - len(text.lstrip()) and chunks[-1].end >= len(text.rstrip())
+    # consecutive chunks cover the whole document but its furniture: the tag line at its end
+    assert chunks[0].start == len(text) - len(text.lstrip())
+    assert chunks[-1].end == content_regions(text)[-1][1]
+    assert text[chunks[-1].end:].strip().startswith("China AI self-sufficiency, Xi Jinping,")
     assert len({c.chunk_id for c in chunks}) == len(chunks)
 
 

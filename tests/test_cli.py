@@ -7,7 +7,7 @@ from .conftest import ROOT, rag_cli
 
 INDEX_KEYS = {"added", "updated", "removed", "unchanged", "embedded", "chunks", "skipped", "seconds"}
 ANSWER_KEYS = {"question", "answer", "answered", "generator", "sources", "seconds"}
-SOURCE_KEYS = {"marker", "doc_id", "file_name", "title", "text", "start", "end", "score"}
+SOURCE_KEYS = {"marker", "doc_id", "file_name", "title", "text", "start", "end", "score", "page", "location"}
 
 
 def test_cli_index_ask_status(docs_dir, tmp_path):

@@ -83,7 +83,10 @@ def test_scan_reports_empty_huge_and_outside_symlinks(tmp_path):
     (docs / "ok.txt").write_text("fine")
     (docs / "empty.txt").write_bytes(b"")
     (docs / "huge.txt").write_bytes(b"x" * 2000)
-    (docs / "ignored.bin").write_bytes(b"\x00")
+    (docs / "notes.bin").write_bytes(b"\x00")
+    (docs / ".hidden.bin").write_bytes(b"\x00")
+    (docs / ".git").mkdir()
+    (docs / ".git" / "HEAD").write_text("ref")
     outside = tmp_path / "secret.txt"
     outside.write_text("secret")
     (docs / "link.txt").symlink_to(outside)
@@ -94,4 +97,5 @@ def test_scan_reports_empty_huge_and_outside_symlinks(tmp_path):
     assert "empty" in skipped["empty.txt"]
     assert "limit" in skipped["huge.txt"]
     assert "outside" in skipped["link.txt"]
-    assert "ignored.bin" not in skipped
+    assert skipped["notes.bin"] == "unsupported type .bin"  # reported, not silently dropped
+    assert not any(f.startswith(".") for f in skipped)  # hidden files and folders are not looked at

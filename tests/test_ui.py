@@ -99,7 +99,7 @@ def test_upload_names_are_sanitised(name, expected):
     assert safe_file_name(name) == expected
 
 
-@pytest.mark.parametrize("name", ["run.sh", "archive.tar.gz", "noext", "", "../", "photo.png"])
+@pytest.mark.parametrize("name", ["run.sh", "archive.tar.gz", "noext", "", "../", "photo.gif", "old.doc"])
 def test_other_file_types_are_refused(name):
     with pytest.raises(DocumentError, match="not a supported document type"):
         safe_file_name(name)

@@ -8,6 +8,7 @@
     jobs.py       the one indexing run at a time, in a background thread
     render.py     HTML from the Jinja2 templates in templates/
     serve.py      `rag serve` / `python -m ui`
+    security.py   what the server trusts: Host and Origin checks, login limits, TLS, share links
 """
 
 from rag import offline

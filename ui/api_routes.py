@@ -1,6 +1,7 @@
 """The API for scripts (gradio_client): `ask`, with the streamed answer and then the checked one.
 
     Client(url).predict(question, top_k, generator, history, api_name="/ask")
+    Client(url).predict(question, doc_ids=["report.pdf", "notes/*.md"], api_name="/ask")
 """
 
 import time
@@ -19,12 +20,16 @@ def ask_function(bot: RAG, job: IndexJob) -> Callable:
     (it reads the return annotation as the type of each streamed item, so that stays `dict`)."""
 
     def ask(question: str, top_k: int = 0, generator: str = "",  # type: ignore[misc]
-            history: Optional[list] = None) -> dict:
+            history: Optional[list] = None, doc_ids: Optional[list] = None) -> dict:
         """Answer a question from the documents. While the answer is written, yields
         {"question", "answer" (text so far), "done": false}; then the checked answer:
         {"question", "answer", "answered", "generator", "sources": [{"marker", "doc_id", "file_name",
-        "title", "text", "start", "end", "score"}], "seconds", "done": true}. Every [n] in "answer"
-        is the "marker" of one of "sources". history: earlier turns as [{"role", "content"}]."""
+        "title", "text", "start", "end", "score", "page", "location"}], "seconds", "done": true}. Every
+        [n] in "answer" is the "marker" of one of "sources"; "page" is a PDF page or slide number (or
+        null), "location" where in the file ("p. 7", "slide 3", "sheet Sales", or "").
+        history: earlier turns as [{"role", "content"}].
+        doc_ids: answer from these documents only, each a document id or a glob ("reports/*.pdf");
+        empty or null: all documents. An unknown id or a glob matching nothing is an error."""
         try:
             k = int(top_k or 0)
         except (TypeError, ValueError):
@@ -33,7 +38,8 @@ def ask_function(bot: RAG, job: IndexJob) -> Callable:
             time.sleep(0.2)
         try:
             stream = bot.ask_stream(question, generator=generator or None, top_k=k or None,
-                                    history=[t for t in (history or []) if isinstance(t, dict)])
+                                    history=[t for t in (history or []) if isinstance(t, dict)],
+                                    doc_ids=doc_ids or None)
             text = ""
             for delta in stream:
                 text += delta

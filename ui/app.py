@@ -1,6 +1,7 @@
 """The browser UI: chat with streamed, cited answers, the passages behind them, and the documents.
 A thin layer over rag.RAG: build_app assembles the parts (ui/chat.py, ui/documents.py,
-ui/status.py, ui/api_routes.py); rendering lives in ui/render.py.
+ui/status.py, ui/api_routes.py), launch adds the OpenAI-compatible /v1 (ui/openai_api.py);
+rendering lives in ui/render.py.
 
     rag serve [--docs DIR] [--store DIR] [--host 127.0.0.1] [--port 7860]     (or: python -m ui)
 
@@ -12,12 +13,13 @@ import socket
 import sys
 from pathlib import Path
 from typing import Optional
+from urllib.parse import urlsplit
 
 import gradio as gr
 
 from rag import RAG
 
-from . import api_routes, chat, documents, render, status
+from . import api_routes, chat, documents, files, openai_api, render, security, status
 from .jobs import IndexJob
 
 __all__ = ["IndexJob", "build_app", "launch", "parse_auth", "bind_warning", "startup_index"]
@@ -44,7 +46,9 @@ def build_app(bot: RAG, job: IndexJob) -> gr.Blocks:
                     docs_view = documents.layout(bot.settings)
                     with gr.Tab("Settings", id="settings"):
                         top_k, generator = chat.settings_tab(bot)
-        chat.wire(chat_view, chat.Chat(bot, job), conv, answers, top_k, generator, sources)
+        chat_handlers = chat.Chat(bot, job)
+        chat.wire(chat_view, chat_handlers, conv, answers, top_k, generator, sources)
+        chat.wire_picker(chat_view, chat_handlers, docs_view.table, demo)
         documents.wire(docs_view, documents.Documents(bot, job), top, demo)
         api_routes.register(bot, job)
     return demo
@@ -84,22 +88,34 @@ def startup_index(bot: RAG, progress) -> object:
 
 def launch(bot: RAG, host: str = "127.0.0.1", port: Optional[int] = 7860, quiet: bool = False):
     """Start the server without blocking; returns (demo, job, url). port None picks a free port."""
-    auth = parse_auth(bot.settings.auth)
-    warning = bind_warning(host, auth)
-    if warning:
-        print(f"warning: {warning}", file=sys.stderr, flush=True)
+    s = bot.settings
+    auth = parse_auth(s.auth)
+    share = security.share_requested()
+    tls = security.tls_options(s)  # checked before anything starts
+    for warning in (bind_warning(host, auth), security.share_warning(share, auth)):
+        if warning:
+            print(f"warning: {warning}", file=sys.stderr, flush=True)
+    hosts = security.HostPolicy(host, s.allowed_hosts or "")
+    throttle = security.LoginThrottle(s.login_attempts, s.login_window) if auth else None
     job = IndexJob(bot)
     demo = build_app(bot, job)
     demo.queue(default_concurrency_limit=1)
+    # uploads are copied into the docs folder at once: Gradio's copies go after this long
+    demo.delete_cache = (min(s.upload_cache_seconds, 300), s.upload_cache_seconds)
     if port is None:
         port = _free_port(host)
     demo.launch(
-        server_name=host, server_port=port, auth=auth, prevent_thread_lock=True, quiet=True,
-        show_error=True, max_file_size=int(bot.settings.max_file_mb * 1e6), footer_links=["api"],
+        server_name=host, server_port=port, auth=auth, prevent_thread_lock=True, quiet=True, share=share,
+        show_error=True, max_file_size=int(s.max_file_mb * 1e6), footer_links=["api"],
         css_paths=[HERE / "app.css"], js=(HERE / "app.js").read_text(encoding="utf-8"),
         theme=gr.themes.Default(font=_SYSTEM_FONTS, font_mono=["ui-monospace", "monospace"]), ssr_mode=False,
+        _app=security.guarded_app(hosts, throttle), auth_message=security.LOGIN_NOTE if auth else None, **tls,
     )
-    url = f"http://{'127.0.0.1' if host in ('0.0.0.0', '') else host}:{port}"
+    if demo.share_url:  # the tunnel sends the link's own host name
+        hosts.allow(urlsplit(demo.share_url).hostname or "")
+    openai_api.mount(demo.app, bot, job, _is_loopback(host))  # /v1, before anyone has the URL
+    files.mount(demo.app, bot)  # /document/<doc id>: a citation opens its document there
+    url = f"{'https' if tls else 'http'}://{'127.0.0.1' if host in ('0.0.0.0', '') else host}:{port}"
     job.start("Indexing " + str(bot.settings.docs_dir), lambda progress: startup_index(bot, progress),
               echo=not quiet)
     return demo, job, url

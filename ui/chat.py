@@ -1,10 +1,10 @@
-"""The chat column (question box, streamed answers, Stop, New chat) and the Settings tab whose
-top-k and generator every question uses."""
+"""The chat column (question box, the documents picker, streamed answers, Stop, New chat) and the
+Settings tab whose top-k and generator every question uses."""
 
 import logging
 import threading
 from dataclasses import dataclass
-from typing import Iterator, Union
+from typing import Iterator, Optional, Union
 
 import gradio as gr
 
@@ -21,6 +21,7 @@ ANSWER_CONCURRENCY = 4  # questions answered at once; the `ask` API shares the l
 class ChatView:
     chat: gr.Chatbot
     box: gr.Textbox
+    docs: gr.Dropdown  # the documents the next questions are limited to; empty: all
     ask_btn: gr.Button
     stop_btn: gr.Button
     clear_btn: gr.Button
@@ -38,10 +39,15 @@ def layout(settings: Settings) -> ChatView:
         box = gr.Textbox(placeholder="Ask a question…", show_label=False, lines=1, max_lines=5,
                          scale=5, autofocus=True, elem_id="question", max_length=settings.max_question_chars)
         ask_btn = gr.Button("Ask", variant="primary", scale=1, min_width=80, elem_id="ask")
+    # Custom values: a glob ("reports/*.pdf") can be typed; the engine checks every entry and says
+    # which one names no indexed document.
+    docs = gr.Dropdown(choices=[], value=[], multiselect=True, allow_custom_value=True, elem_id="doc-filter",
+                       label="Answer only from", info="Empty: all documents. Pick documents, or type a "
+                       "glob such as reports/*.pdf and press Enter.")
     with gr.Row():
         stop_btn = gr.Button("Stop", size="sm", variant="secondary")
         clear_btn = gr.Button("New chat", size="sm", variant="secondary")
-    return ChatView(chat, box, ask_btn, stop_btn, clear_btn)
+    return ChatView(chat, box, docs, ask_btn, stop_btn, clear_btn)
 
 
 def settings_tab(bot: RAG) -> tuple[gr.Slider, gr.Radio]:
@@ -74,7 +80,7 @@ class Chat:
         self.job = job
         self._stops: dict[str, threading.Event] = {}  # per browser session: the Stop button was pressed
 
-    def respond(self, message, chat, conv, answers, top_k, generator, request: gr.Request):
+    def respond(self, message, chat, conv, answers, top_k, generator, doc_ids, request: gr.Request):
         question = (message or "").strip()
         if not question:
             return
@@ -85,7 +91,7 @@ class Chat:
             {"role": "assistant", "content": render.pending_html()},
         ]
         yield "", chat, conv, answers, gr.skip()
-        for item in self._bubbles(question, int(top_k), generator, conv, stop):
+        for item in self._bubbles(question, int(top_k), generator, conv, stop, list(doc_ids or []) or None):
             if isinstance(item, Answer):
                 answers = answers + [item]
                 conv = conv + [{"role": "user", "content": question}, {"role": "assistant", "content": item.answer}]
@@ -95,8 +101,8 @@ class Chat:
             chat[-1] = {"role": "assistant", "content": item}
             yield gr.skip(), chat, gr.skip(), gr.skip(), gr.skip()
 
-    def _bubbles(self, question: str, top_k: int, generator, conv, stop: threading.Event
-                 ) -> Iterator[Union[str, Answer]]:
+    def _bubbles(self, question: str, top_k: int, generator, conv, stop: threading.Event,
+                 doc_ids: Optional[list[str]] = None) -> Iterator[Union[str, Answer]]:
         """The answer bubble's HTML as it changes, then the checked Answer (none when stopped or failed)."""
         # Only a first start waits: once something is indexed, the engine answers from a
         # consistent index (old or new version of each document) while a re-index runs.
@@ -106,7 +112,7 @@ class Chat:
                 return
             yield render.pending_html("Waiting for indexing to finish…") + progress
         try:
-            stream = self.bot.ask_stream(question, generator=generator, top_k=top_k, history=conv)
+            stream = self.bot.ask_stream(question, generator=generator, top_k=top_k, history=conv, doc_ids=doc_ids)
             text = ""
             for delta in stream:
                 text += delta
@@ -128,6 +134,21 @@ class Chat:
         if request.session_hash in self._stops:
             self._stops[request.session_hash].set()
 
+    def document_choices(self, chosen=None):
+        """The picker as the index is now: every indexed document, and what was chosen that is still
+        indexed (or a typed glob)."""
+        choices = self._documents()
+        ids = {doc_id for _, doc_id in choices}
+        kept = [c for c in (chosen or []) if c in ids or any(ch in c for ch in "*?[")]
+        return gr.update(choices=choices, value=kept)
+
+    def refresh_choices(self):
+        """The indexed documents only, the choice left alone: the picker is open and in use."""
+        return gr.update(choices=self._documents())
+
+    def _documents(self) -> list[tuple[str, str]]:
+        return [(f"{e.title or e.file_name} — {e.doc_id}", e.doc_id) for e in self.bot.documents()]
+
     @staticmethod
     def new_chat():
         return [], [], [], render.sources_html([]), ""
@@ -135,7 +156,7 @@ class Chat:
 
 def wire(view: ChatView, handlers: Chat, conv: gr.State, answers: gr.State, top_k: gr.Slider,
          generator: gr.Radio, sources: gr.HTML) -> None:
-    inputs = [view.box, view.chat, conv, answers, top_k, generator]
+    inputs = [view.box, view.chat, conv, answers, top_k, generator, view.docs]
     outputs = [view.box, view.chat, conv, answers, sources]
     for trigger in (view.box.submit, view.ask_btn.click):
         trigger(handlers.respond, inputs, outputs, api_visibility="private",
@@ -144,3 +165,13 @@ def wire(view: ChatView, handlers: Chat, conv: gr.State, answers: gr.State, top_
     cleared = [view.chat, conv, answers, sources, view.box]
     view.clear_btn.click(handlers.new_chat, None, cleared, api_visibility="private")
     view.chat.clear(handlers.new_chat, None, cleared, api_visibility="private")
+
+
+def wire_picker(view: ChatView, handlers: Chat, documents_table: gr.HTML, demo: gr.Blocks) -> None:
+    """The documents picker follows the index: when a page opens, whenever the Documents tab's list
+    changes (indexing, an upload, a delete), and when it is opened (another page may have changed it)."""
+    for trigger in (demo.load, documents_table.change):
+        trigger(handlers.document_choices, [view.docs], [view.docs], api_visibility="private", queue=False,
+                show_progress="hidden")
+    view.docs.focus(handlers.refresh_choices, None, [view.docs], api_visibility="private", queue=False,
+                    show_progress="hidden")

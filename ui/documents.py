@@ -12,7 +12,8 @@ from rag import RAG, DocumentError, IndexReport, Settings
 from . import render, status
 from .jobs import IndexJob
 
-UPLOAD_TYPES = [".txt", ".md", ".html", ".htm", ".pdf"]
+UPLOAD_TYPES = RAG.supported_types()
+REFRESH_SECONDS = 2.0  # how often an open page checks for runs it did not start
 CONFIRM_DELETE = ("(d) => (d && confirm('Delete ' + d + '? Its file is removed from the documents "
                   "folder and it no longer answers questions.')) ? [d] : [null]")
 
@@ -53,10 +54,11 @@ class Documents:
         self.bot = bot
         self.job = job
 
-    def panel(self, message_html="") -> tuple:
+    def panel(self, message_html="", keep_choice: bool = False) -> tuple:
         entries = self.bot.documents()
         options = [(f"{e.title or e.file_name} — {e.doc_id}", e.doc_id) for e in entries]
-        return (message_html, render.documents_html(entries), gr.update(choices=options, value=None),
+        choice = gr.update(choices=options) if keep_choice else gr.update(choices=options, value=None)
+        return (message_html, render.documents_html(entries), choice,
                 status.index_info(self.bot), status.top_status(self.bot, self.job))
 
     def _follow(self) -> Iterator[tuple]:
@@ -65,16 +67,17 @@ class Documents:
 
     def run_job(self, label: str, task: Callable, done_message: Callable) -> Iterator[tuple]:
         """Start task as the indexing run (after any run under way) and stream its progress."""
-        while not self.job.start(label, task):
+        while not (run := self.job.start(label, task)):
             yield from self._follow()
         yield from self._follow()
-        error = self.job.error
+        run.done.wait()  # its own outcome: the folder watcher may have started another run since
+        error = run.error
         if error is not None:
             text = str(error) if isinstance(error, (DocumentError, ValueError, OSError)) else (
                 f"{type(error).__name__}: {error}")
             yield self.panel(render.banner_html("error", text))
         else:
-            yield self.panel(render.banner_html("ok", done_message(self.job.result)))
+            yield self.panel(render.banner_html("ok", done_message(run.result)))
 
     def upload(self, paths):
         paths = [p for p in (paths or []) if p]
@@ -99,6 +102,16 @@ class Documents:
     def reindex(self):
         yield from self.run_job("Re-indexing", lambda progress: self.bot.index(progress=progress),
                                 lambda report: "Index up to date: " + report_text(report))
+
+    def refresh(self, seen: int) -> tuple:
+        """A timer's tick: the progress of a run under way (the folder watcher's too), the tab and the
+        top line again once a run this page has not shown is over, else nothing (plus the runs seen)."""
+        if self.job.running:
+            progress = self.job.progress_html()
+            return gr.skip(), gr.skip(), gr.skip(), gr.skip(), progress, seen
+        if self.job.finished == seen:
+            return gr.skip(), gr.skip(), gr.skip(), gr.skip(), gr.skip(), seen
+        return self.panel(gr.skip(), keep_choice=True) + (self.job.finished,)  # a choice being made stays
 
     def on_load(self):
         """When a page opens: the progress of a run under way, then the tab as it is."""
@@ -136,7 +149,20 @@ def report_text(report: IndexReport) -> str:
 
 
 def _skipped(report: IndexReport) -> str:
-    return "Skipped: " + "; ".join(f"{k.file}: {k.reason}" for k in report.skipped)
+    """Files of types that are not read are counted by type, not listed: a folder may hold many."""
+    unsupported: dict[str, int] = {}
+    other = []
+    for k in report.skipped:
+        if k.reason.startswith("unsupported type"):
+            kind = k.reason.removeprefix("unsupported type").strip()
+            unsupported[kind] = unsupported.get(kind, 0) + 1
+        else:
+            other.append(f"{k.file}: {k.reason}")
+    if unsupported:
+        kinds = ", ".join(f"{kind} ×{n}" if n > 1 else kind for kind, n in sorted(unsupported.items()))
+        count = sum(unsupported.values())
+        other.append(f"{count} file{'s' if count > 1 else ''} of types that are not read ({kinds})")
+    return "Skipped: " + "; ".join(other)
 
 
 def wire(view: DocumentsView, handlers: Documents, top: gr.HTML, demo: gr.Blocks) -> None:
@@ -148,3 +174,7 @@ def wire(view: DocumentsView, handlers: Documents, top: gr.HTML, demo: gr.Blocks
     view.reindex_btn.click(handlers.reindex, None, outputs, api_visibility="private", show_progress="hidden")
     view.tab.select(lambda: handlers.panel(gr.skip()), None, outputs, api_visibility="private", show_progress="hidden")
     demo.load(handlers.on_load, None, outputs, api_visibility="private", show_progress="hidden")
+    # Runs nobody clicked for (the folder watcher's) show up without a reload.
+    seen = gr.State(0)
+    gr.Timer(REFRESH_SECONDS).tick(handlers.refresh, [seen], outputs + [seen], api_visibility="private",
+                                   show_progress="hidden", queue=False)

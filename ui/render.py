@@ -10,8 +10,9 @@ joined with their indentation removed (`_OneLine`): every template renders one l
 
 import html
 import time
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import Any
+from urllib.parse import quote
 
 import jinja2
 from jinja2.ext import Extension
@@ -48,6 +49,18 @@ def _cut(text: str, spans: list[tuple[int, int]]) -> list[tuple[str, bool]]:
     return out + [(text[last:], False)]
 
 
+def document_url(source) -> str:
+    """Where a citation's source opens (ui/files.py): a PDF at its page (`#page=7`), an image as it
+    is, any other file as its text with the passage marked and scrolled to. Relative to the page."""
+    url = "document/" + quote(source.doc_id)
+    suffix = PurePosixPath(source.doc_id).suffix.lower()
+    if suffix == ".pdf":
+        return url + (f"#page={source.page}" if source.page else "")
+    if suffix in (".png", ".jpg", ".jpeg"):
+        return url
+    return f"{url}?start={source.start}&end={source.end}#passage"
+
+
 def _when(ts: float) -> str:
     return time.strftime("%Y-%m-%d %H:%M", time.localtime(ts)) if ts else ""
 
@@ -55,7 +68,8 @@ def _when(ts: float) -> str:
 _ENV = jinja2.Environment(loader=jinja2.FileSystemLoader(TEMPLATES), autoescape=True, extensions=[_OneLine],
                           undefined=jinja2.StrictUndefined)
 _ENV.filters["text"] = lambda value: Markup(esc(value))
-_ENV.globals.update(anchor=source_anchor, cut=_cut, when=_when, not_found_hint=NOT_FOUND_HINT)
+_ENV.globals.update(anchor=source_anchor, cut=_cut, when=_when, not_found_hint=NOT_FOUND_HINT,
+                    document_url=document_url)
 
 
 def _render(template: str, macro: str, *args: Any) -> str:
@@ -110,6 +124,19 @@ def documents_html(entries: list) -> str:
     return _render("documents.html", "table", entries)
 
 
+# ---- a cited document's text (ui/files.py) -------------------------------------------------------
+def document_html(doc, span: tuple[int, int] | None, current: bool) -> str:
+    """A whole page: the document's text as the index read it, the span [start, end) marked with
+    id="passage" (the link's #passage scrolls to it); current: the file is the version indexed."""
+    text = doc.text
+    pieces = [(text, False)]
+    if span is not None:
+        start, end = max(0, min(span[0], len(text))), max(0, min(span[1], len(text)))
+        if end > start:
+            pieces = [(text[:start], False), (text[start:end], True), (text[end:], False)]
+    return _render("document.html", "page", doc, pieces, current)
+
+
 def status_html(info: dict) -> str:
     gen = info.get("generator", "")
     if info.get("model"):
@@ -131,6 +158,8 @@ def progress_text(stage: str, done: int, total: int) -> str:
         return f"reading and embedding {done}/{total} documents" if total else "no new or changed documents"
     if stage == "bm25":
         return "updating the keyword index"
+    if stage == "ocr":
+        return f"reading scanned pages by OCR: {done}/{total}"
     return "checking the documents folder"
 
 

@@ -15,7 +15,8 @@ from typing import Any, Optional
 
 from rag import RAG, RagError
 
-from .app import launch
+from . import openai_api
+from .app import _is_loopback, launch
 from .jobs import IndexJob
 
 
@@ -56,6 +57,11 @@ def serve(docs: Optional[str] = None, store: Optional[str] = None, host: str = "
         print(f"error: cannot serve on {host}:{port} ({exc}); choose another port with --port", file=sys.stderr)
         return 1
     print(f"rag-chat is running at {url}  (Ctrl+C to stop)", flush=True)
+    if bot.settings.watch:  # from now: a change made while the first run indexes is taken in after it
+        job.watch(echo=True)
+        print("Watching the documents folder: changes there are indexed within seconds (RAG_WATCH=false "
+              "turns this off)", flush=True)
+    print(openai_api.describe(bot, url, _is_loopback(host)), flush=True)
     threading.Thread(target=_announce_ready, args=(job,), daemon=True).start()
     try:
         demo.block_thread()

@@ -1,6 +1,8 @@
 """The index summary: the line at the top of the page (or the indexing progress while a run is
 under way) and the details in the Documents tab."""
 
+import time
+
 import gradio as gr
 
 from rag import RAG
@@ -22,7 +24,17 @@ def top_status(bot: RAG, job: IndexJob) -> str:
     info = bot.status()
     gen = info.get("generator", "")
     return render.banner_html("info", f"{info['documents']} documents · {info['chunks']} chunks indexed · "
-                                      f"answers by {gen}")
+                                      f"answers by {gen}{last_change(job)}")
+
+
+def last_change(job: IndexJob) -> str:
+    """" · 14:02 folder change: notes.txt added (1 added)": what the watcher last took in."""
+    if job.last_change is None:
+        return ""
+    when, what, r = job.last_change
+    counts = ", ".join(f"{n} {k}" for n, k in ((r.added, "added"), (r.updated, "updated"), (r.removed, "removed"))
+                       if n)
+    return f" · {time.strftime('%H:%M', time.localtime(when))} folder change: {what} ({counts})"
 
 
 def index_info(bot: RAG) -> str:
