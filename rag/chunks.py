@@ -16,11 +16,17 @@ from .boilerplate import without_furniture
 from .models import Chunk, Document
 from .text import chunking_pieces
 
+# How documents are read and cut, for the store record: a store built by another reading (older
+# readers, titles, furniture rules, chunk sizes) is re-read in full by the next `rag index`, reusing
+# the vectors of every chunk whose text did not change. Raise it when reading or chunking changes.
+READING_VERSION = 2
+
 HEADING = re.compile(r"(?m)^#{1,6}[ \t]+(\S.*?)[ \t#]*$")  # a Markdown heading line
 
 
 class Chunker:
     def __init__(self, tokenize: Callable[[str], list], chunk_size: int, chunk_overlap: int):
+        self.reading = f"{READING_VERSION}:{chunk_size}:{min(chunk_overlap, chunk_size // 2)}"
         self.splitter = SentenceSplitter(
             chunk_size=chunk_size,
             chunk_overlap=min(chunk_overlap, chunk_size // 2),
@@ -38,7 +44,9 @@ class Chunker:
         for start, end, page, location in without_furniture(doc.text, _regions(doc)):
             for text, s, e in self._split(doc.text[start:end]):
                 s, e = start + s, start + e
-                chunk_id = hashlib.sha1(f"{doc.doc_id}\0{doc.sha256}\0{len(chunks)}".encode()).hexdigest()
+                # The reading is in the id: a re-read never overwrites the chunks readers see in place.
+                key = f"{doc.doc_id}\0{doc.sha256}\0{self.reading}\0{len(chunks)}"
+                chunk_id = hashlib.sha1(key.encode()).hexdigest()
                 chunks.append(Chunk(chunk_id, doc.doc_id, doc.title, doc.file_name, text, s, e, doc.sha256,
                                     page, location or _section(headings, (s + e) // 2)))
         return chunks

@@ -32,6 +32,8 @@ class Indexer:
         self.docs_dir, self.store_dir, self.max_bytes = docs_dir, store_dir, max_bytes
         self.limits = limits or ReadLimits()
         self.parsed = parsed or {}
+        self._catalog_sha: dict[str, str] = {}  # doc id -> sha256 indexed before this run
+        self._reread: dict[str, set[str]] = {}  # unchanged files read anew -> their new chunk ids
 
     def run(self, rebuild: bool = False, progress: Optional[Progress] = None) -> IndexReport:
         t0 = time.perf_counter()
@@ -59,8 +61,10 @@ class Indexer:
                 self.store.delete_chunks(dict.fromkeys(removed))  # paged, batches of documents
             report.removed = len(removed)
 
+            reread = self.store.store_record().get("reading") != self.chunker.reading
+            self._catalog_sha, self._reread = {d: e.sha256 for d, e in catalog.items()}, {}
             todo = [(d, p, sha) for d, (p, sha) in current.items()
-                    if d not in catalog or catalog[d].sha256 != sha]
+                    if reread or d not in catalog or catalog[d].sha256 != sha]
             report.unchanged = len(current) - len(todo)
             replaced = self._index_files(todo, catalog, report, progress)
 
@@ -73,9 +77,11 @@ class Indexer:
             # Old versions go only now: until the version moved, readers' catalogs still named them.
             if replaced:
                 self.store.delete_chunks(dict(replaced))
+            for doc_id, ids in self._reread.items():  # same file, read anew: only the new chunks stay
+                self.store.delete_chunks_except(doc_id, ids)
             if interrupted:
                 self.store.sweep_orphans()
-            self.store.end_write()
+            self.store.end_write(reading=self.chunker.reading)
         report.chunks = self.store.chunk_count()
         report.seconds = time.perf_counter() - t0
         return report
@@ -124,7 +130,9 @@ class Indexer:
         # Commit point: from here queries see the new versions.
         self.store.commit_documents([e for e, _, _ in pending])
         replaced = []
-        for entry, _, replacing in pending:
+        for entry, doc_chunks, replacing in pending:
+            if replacing and self._catalog_sha.get(entry.doc_id) == entry.sha256:
+                self._reread[entry.doc_id] = {c.chunk_id for c in doc_chunks}
             if replacing:
                 replaced.append((entry.doc_id, entry.sha256))
                 report.updated += 1

@@ -202,10 +202,12 @@ class Store:
         """Move the version on: readers switch to the catalog as it is now (and rebuild BM25)."""
         self._write_store_record(version=self.version() + 1)
 
-    def end_write(self, changed: bool = False):
-        """The run is complete and nothing is left to sweep; changed: publish in the same step."""
+    def end_write(self, changed: bool = False, reading: Optional[str] = None):
+        """The run is complete and nothing is left to sweep; changed: publish in the same step;
+        reading: how the documents now in the store were read and chunked (chunks.READING_VERSION)."""
         version = self.version() + (1 if changed else 0)
-        self._write_store_record(dirty=False, version=version)
+        fields = {"dirty": False, "version": version} | ({"reading": reading} if reading else {})
+        self._write_store_record(**fields)
 
     # ---- catalog ---------------------------------------------------------------------------
     def catalog(self, fresh: bool = False) -> dict[str, CatalogEntry]:
@@ -264,6 +266,12 @@ class Store:
                 if part[meta["doc_id"]] is None or meta["doc_sha256"] != part[meta["doc_id"]]
             ]
             self._delete_ids(self.chunks, stale)
+
+    def delete_chunks_except(self, doc_id: str, keep_ids: set[str]):
+        """Delete the chunks of a document that are not among keep_ids (its file read anew)."""
+        stale = [cid for cid, _, _, _ in self._pages(self.chunks, ["metadatas"], {"doc_id": doc_id})
+                 if cid not in keep_ids]
+        self._delete_ids(self.chunks, stale)
 
     def chunk_count(self) -> int:
         return self.chunks.count()

@@ -21,6 +21,29 @@ def test_first_run_then_unchanged_embeds_nothing(docs_dir, make_bot):
     assert second.unchanged == 5 and second.chunks == first.chunks
 
 
+def test_a_store_read_the_old_way_is_read_anew_without_embedding_again(docs_dir, make_bot):
+    from rag import chunks
+
+    bot = make_bot(docs_dir)
+    first = bot.index()
+    texts = sorted(t for _, _, t in bot.store.iter_chunk_metadata(include_text=True))
+    bot.store._write_store_record(reading="1:200:30")  # as a store built before this reading
+    again = bot.index()
+    assert again.updated == 5 and again.embedded == 0 and again.chunks == first.chunks
+    assert sorted(t for _, _, t in bot.store.iter_chunk_metadata(include_text=True)) == texts  # no duplicates
+    assert bot.store.store_record()["reading"].startswith(f"{chunks.READING_VERSION}:")
+    assert bot.index().unchanged == 5  # read once, then left alone
+
+
+def test_new_chunk_sizes_replace_every_chunk_of_the_old_ones(docs_dir, make_bot, tmp_path):
+    small = make_bot(docs_dir, chunk_size=100).index()
+    bot = make_bot(docs_dir, chunk_size=200)
+    r = bot.index()
+    fresh = make_bot(docs_dir, chunk_size=200, store_dir=tmp_path / "fresh").index()
+    assert r.updated == 5 and r.chunks == fresh.chunks < small.chunks
+    assert bot.store.chunk_count() == sum(len(v) for v in chunk_ids_by_doc(bot).values()) == fresh.chunks
+
+
 def test_add_change_delete(docs_dir, make_bot):
     bot = make_bot(docs_dir)
     bot.index()
