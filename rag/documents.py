@@ -24,7 +24,11 @@ def list_files(docs_dir: Path, exclude: Path | None = None) -> Iterator[Union[Pa
     """Supported files under docs_dir; every other file is reported with its reason (hidden files
     and folders are not looked at); symlinks that lead outside it are reported, not followed."""
     root = docs_dir.resolve()
-    inner = exclude.resolve() if exclude is not None else None  # the index's own folder, if it lies inside
+    # The index's own folder, when it lies inside the documents folder (not when the documents
+    # folder lies inside it, as an evaluation's copy of a corpus does).
+    inner = exclude.resolve() if exclude is not None else None
+    if inner is not None and (inner == root or root.is_relative_to(inner)):
+        inner = None
     for path in sorted(docs_dir.rglob("*")):
         rel = path.relative_to(docs_dir).as_posix()
         if any(part.startswith(".") for part in path.relative_to(docs_dir).parts):

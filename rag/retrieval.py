@@ -97,7 +97,7 @@ class Retriever:
         if only is not None:
             catalog = {d: e for d, e in catalog.items() if d in only}
         if not catalog:
-            return {}, [], [], {}
+            return {}, {}, {}, {}
         self.sync_lexical()
         dense: dict[str, tuple[dict, str, float]] = {}
         if mode in ("hybrid", "dense"):
