@@ -97,14 +97,23 @@ def cmd_index(args) -> int:
             f"{report.unchanged} unchanged; {report.embedded} chunks embedded, {report.chunks} in the "
             f"store ({report.seconds:.1f} s)"
         )
-        for s in report.skipped:
-            print(f"skipped {clean_line(s.file)}: {clean_line(mask_credentials(s.reason))}", file=sys.stderr)
+        _print_notes(report)
     if report.moved_aside and not args.json:
         print(f"note: the index could not be opened, so it was moved to {clean_line(report.moved_aside)} and "
               "built again; delete that folder once you no longer need it", file=sys.stderr)
     if args.watch:
         _watch(bot, args.json)
     return 0
+
+
+def _print_notes(report) -> None:
+    """What an index run left out, and the documents that address the assistant, on stderr."""
+    for s in report.skipped:
+        print(f"skipped {clean_line(s.file)}: {clean_line(mask_credentials(s.reason))}", file=sys.stderr)
+    for doc_id, n in report.instructions.items():
+        print(f"note: {clean_line(doc_id)} has {n} sentence{'s' if n > 1 else ''} addressed to the assistant "
+              "(such as 'ignore previous instructions'); never shown to a model nor used as evidence",
+              file=sys.stderr)
 
 
 def _watch(bot, as_json: bool) -> None:
@@ -123,8 +132,7 @@ def _watch(bot, as_json: bool) -> None:
             return True
         print(f"{clean_line(describe(changes))}: {r.added} added, {r.updated} updated, {r.removed} removed "
               f"({r.seconds:.1f} s)", flush=True)
-        for s in r.skipped:
-            print(f"skipped {clean_line(s.file)}: {clean_line(mask_credentials(s.reason))}", file=sys.stderr)
+        _print_notes(r)
         return True
 
     s = bot.settings

@@ -47,12 +47,16 @@ class LocalEmbedder:
     def embed(self, texts: list[str]) -> np.ndarray:
         if not texts:
             return np.zeros((0, 384), dtype=np.float32)
-        with self._lock:
-            vecs = self.model.encode(
-                texts, batch_size=self.batch_size, normalize_embeddings=True,
-                convert_to_numpy=True, show_progress_bar=False,
-            )
-        return vecs.astype(np.float32)
+        # The lock is taken per batch, not per call: a question's embedding waits for one batch of
+        # an indexing run (about a second), not for the run's whole flush of hundreds of chunks.
+        parts = []
+        for i in range(0, len(texts), self.batch_size):
+            with self._lock:
+                parts.append(self.model.encode(
+                    texts[i : i + self.batch_size], batch_size=self.batch_size, normalize_embeddings=True,
+                    convert_to_numpy=True, show_progress_bar=False,
+                ))
+        return np.concatenate(parts).astype(np.float32)
 
 
 class OpenAIEmbedder:

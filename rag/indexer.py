@@ -17,6 +17,7 @@ from .models import Chunk, Document, IndexReport, Skipped
 from .readers import ReadLimits
 from .retrieval import Retriever
 from .store import CatalogEntry, Store, write_lock
+from .text import planted_instructions
 
 Progress = Callable[[str, int, int], None]  # (stage, done, total)
 _FLUSH_AT = 256  # chunks embedded per batch: big batches keep the model busy
@@ -107,7 +108,10 @@ class Indexer:
             if not chunks:
                 report.skipped.append(Skipped(doc_id, "no text in file"))
                 continue
-            entry = CatalogEntry(doc_id, doc.sha256, doc.title, doc.file_name, len(chunks), time.time())
+            planted = len(planted_instructions(doc.text))
+            if planted:
+                report.instructions[doc_id] = planted
+            entry = CatalogEntry(doc_id, doc.sha256, doc.title, doc.file_name, len(chunks), time.time(), planted)
             pending.append((entry, chunks, doc_id in catalog))
             if sum(len(c) for _, c, _ in pending) >= _FLUSH_AT:
                 replaced += self._flush(pending, report)

@@ -122,6 +122,9 @@ class IndexReport:
     skipped: list[Skipped] = field(default_factory=list)
     seconds: float = 0.0
     moved_aside: Optional[str] = None  # where `--rebuild` moved a store too damaged to open
+    # documents read in this run that address the assistant ("ignore previous instructions"):
+    # doc id -> sentences found; they are never shown to a model nor taken as evidence
+    instructions: dict[str, int] = field(default_factory=dict)
 
     def to_dict(self) -> dict:
         d = asdict(self)

@@ -39,6 +39,8 @@ class CatalogEntry:
     file_name: str
     chunks: int
     indexed_at: float
+    # sentences addressing the assistant found in it: kept out of prompts and evidence, reported
+    instructions: int = 0
 
 
 def _chroma_settings():
@@ -222,6 +224,7 @@ class Store:
                     cat[id_] = CatalogEntry(
                         id_, meta["sha256"], meta.get("title", ""), meta.get("file_name", ""),
                         int(meta.get("chunks", 0)), float(meta.get("indexed_at", 0)),
+                        int(meta.get("instructions", 0)),
                     )
                 self._catalog, self._catalog_version = cat, version
             return self._catalog
@@ -234,7 +237,7 @@ class Store:
                 embeddings=[[1.0]] * len(part),
                 metadatas=[
                     {"sha256": e.sha256, "title": e.title, "file_name": e.file_name,
-                     "chunks": e.chunks, "indexed_at": e.indexed_at}
+                     "chunks": e.chunks, "indexed_at": e.indexed_at, "instructions": e.instructions}
                     for e in part
                 ],
             )

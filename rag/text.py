@@ -94,6 +94,11 @@ INSTRUCTION = re.compile(
     re.IGNORECASE | re.DOTALL)
 
 
+def planted_instructions(text: str) -> list[str]:
+    """The sentences of a text that address the assistant ("ignore all previous instructions")."""
+    return [text[s:e].strip() for s, e in split_sentences(text) if INSTRUCTION.search(text[s:e])]
+
+
 def without_instructions(text: str) -> str:
     """The text with every sentence that addresses the assistant blanked out (offsets kept)."""
     out = list(text)

@@ -215,3 +215,25 @@ def test_twenty_users_at_once_through_the_ui_queue(ui, seeded_store, monkeypatch
         assert final["done"] and final["question"] == q
         assert final["answer"] == expected[q]
         assert set(markers_in(final["answer"])) <= {s["marker"] for s in final["sources"]}
+
+
+def test_a_question_is_embedded_between_the_batches_of_an_indexing_run(seeded_store):
+    """The embedder is held one batch at a time: a question's vector does not wait for a whole flush."""
+    embedder = seeded_store.embedder
+    finished: list[str] = []
+    started = threading.Event()
+    texts = [f"Sentence number {i} about chips, models and the supply of GPUs in 2025." for i in range(640)]
+
+    def index_like():
+        started.set()
+        embedder.embed(texts)
+        finished.append("indexing")
+
+    worker = threading.Thread(target=index_like)
+    worker.start()
+    started.wait()
+    time.sleep(0.3)  # the long call holds its first batch
+    vec = embedder.embed(["Which chips are in short supply?"])
+    finished.append("question")
+    worker.join()
+    assert vec.shape == (1, 384) and finished == ["question", "indexing"]

@@ -34,7 +34,9 @@ def ask_function(bot: RAG, job: IndexJob) -> Callable:
             k = int(top_k or 0)
         except (TypeError, ValueError):
             raise gr.Error(f"top_k must be a whole number, not {top_k!r}") from None
-        while job.running:
+        # Only a first start waits, as in the chat: once something is indexed, the engine answers
+        # from a consistent index (old or new version of each document) while a re-index runs.
+        while job.running and not bot.documents():
             time.sleep(0.2)
         try:
             stream = bot.ask_stream(question, generator=generator or None, top_k=k or None,

@@ -136,6 +136,8 @@ def _added_message(result: tuple[list[str], list[str], IndexReport | None]) -> s
     parts = [f"Added {', '.join(added)}." if added else ""]
     if report is not None and report.skipped:
         parts.append(_skipped(report))
+    if report is not None and report.instructions:
+        parts.append(_planted(report))
     parts += errors
     return " ".join(p for p in parts if p) or "Nothing added."
 
@@ -145,7 +147,15 @@ def report_text(report: IndexReport) -> str:
             f"{report.unchanged} unchanged ({report.seconds:.1f} s).")
     if report.skipped:
         text += " " + _skipped(report)
+    if report.instructions:
+        text += " " + _planted(report)
     return text
+
+
+def _planted(report: IndexReport) -> str:
+    docs = ", ".join(f"{d} ({n})" for d, n in report.instructions.items())
+    return (f"Sentences addressed to the assistant (such as “ignore previous instructions”) found in {docs}: "
+            "they are never shown to a model nor used as evidence.")
 
 
 def _skipped(report: IndexReport) -> str:
