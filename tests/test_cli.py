@@ -5,7 +5,7 @@ import re
 
 from .conftest import ROOT, rag_cli
 
-INDEX_KEYS = {"added", "updated", "removed", "unchanged", "embedded", "chunks", "skipped", "seconds"}
+INDEX_KEYS = {"added", "updated", "removed", "unchanged", "embedded", "chunks", "skipped", "seconds", "instructions"}
 ANSWER_KEYS = {"question", "answer", "answered", "generator", "sources", "seconds"}
 SOURCE_KEYS = {"marker", "doc_id", "file_name", "title", "text", "start", "end", "score", "page", "location"}
 

@@ -39,7 +39,7 @@ def test_document_text_is_rendered_inert():
         # One line, no blank line: the chatbot's Markdown renderer leaves an HTML block alone.
         assert "\n" not in out
     entry = type("E", (), {"doc_id": "<b>x</b>.txt", "title": "<script>t</script>", "file_name": "x", "chunks": 1,
-                           "indexed_at": 0})
+                           "indexed_at": 0, "instructions": 0})
     table = render.documents_html([entry])
     assert "<script>" not in table and "<b>" not in table and "&lt;script&gt;" in table
 
