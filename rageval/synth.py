@@ -100,7 +100,10 @@ class GeneratedStore:
             part = chunks[i : i + 5000]
             store.add_chunks(part, perturbed(self.pool, len(part), self.rng))
         store.commit_documents(entries)
-        store.end_write(changed=True)
+        # chunked as the indexer would (chunk_files): the next `rag index` leaves these files alone
+        s = self.bot.settings
+        reading = Chunker(self.bot.embedder.tokenize, s.chunk_size, s.chunk_overlap).reading
+        store.end_write(changed=True, reading=reading)
         self.chunks += len(chunks)
 
     def sync(self):
