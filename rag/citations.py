@@ -242,6 +242,20 @@ class Claim:
     supported: bool
 
 
+# Where to go or pay: what a planted instruction wants an answer to carry ("send payment to IBAN
+# DE89 ...", "visit http://evil.example"). Never part of an answer unless the question asks for it.
+_CONTACT = re.compile(r"https?://|\bwww\.\w|\b[\w.+-]+@[\w-]+\.\w{2,}\b|\bIBAN\b|\b[A-Z]{2}\d{2}(?: ?[A-Z0-9]{4}){3,}"
+                      r"|\b(account (number|no\.?|#)|bank account|routing number|sort code|wallet address|"
+                      r"bitcoin address|password|passcode)", re.I)
+_ASKS_CONTACT = re.compile(r"\b(url|link|website|web site|site|address|e-?mail|contact|iban|account|routing|"
+                           r"sort code|wallet|bitcoin|password|passcode|pay|payment)s?\b", re.I)
+
+
+def unasked_contact(sentence: str, question: str) -> bool:
+    """Does the sentence carry a link, address, account or password the question did not ask for?"""
+    return bool(_CONTACT.search(sentence)) and not _ASKS_CONTACT.search(question)
+
+
 def _claim(sentence: str, sources: Sequence[Source], question: str,
            min_support: float = MIN_SUPPORT) -> Optional[Claim]:
     """What the check finds for one sentence; None for a piece with no words (a heading mark)."""
@@ -250,6 +264,8 @@ def _claim(sentence: str, sources: Sequence[Source], question: str,
         return None
     if is_echo(plain, question):
         return Claim(plain, [], True, False)
+    if unasked_contact(plain, question):
+        return Claim(plain, [], False, False)
     by_marker = {s.marker: s for s in sources}
     written = [m for m in dict.fromkeys(markers_in(sentence)) if m in by_marker]
     kept = [m for m in written if supports(plain, by_marker[m].text, question, min_support)]
