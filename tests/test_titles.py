@@ -217,9 +217,11 @@ def test_answers_never_cite_furniture(page_bot):
     assert answer.answered and "Maersk" in answer.answer
 
 
-def test_a_reference_list_is_searchable_but_never_quoted(page_bot):
-    question = 'Which two outlets are cited as sources for the report "Xi says China must overcome AI chip challenges"?'
+def test_a_reference_list_is_searchable_and_quoted_only_when_sources_are_asked_for(page_bot):
+    question = "Which outlets are listed as references for “Xi says China must overcome AI chip challenges”?"
     retrieved = " ".join(s.text for s in page_bot.retrieve(question, top_k=5))
     assert "France 24" in retrieved and "Inquirer Business" in retrieved
     answer = page_bot.ask(question)
-    assert "Link" not in answer.answer and "France 24" not in answer.answer, answer.answer
+    assert "Link" not in answer.answer and ", “" in answer.answer, answer.answer  # "Outlet, “Title.”"
+    other = page_bot.ask("What does China want to embed AI into?")
+    assert "France 24" not in other.answer and "Link" not in other.answer, other.answer
