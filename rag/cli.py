@@ -6,6 +6,7 @@ import argparse
 import json
 import re
 import sys
+import time
 from pathlib import Path
 from typing import Callable, Optional
 
@@ -138,7 +139,11 @@ def _watch(bot, as_json: bool) -> None:
     s = bot.settings
     print(f"watching {clean_line(str(s.docs_dir.resolve()))} for changes (Ctrl+C to stop)", file=sys.stderr,
           flush=True)
-    FolderWatcher(s.docs_dir, on_change, ignore=[s.store_dir]).run()
+    try:
+        FolderWatcher(s.docs_dir, on_change, ignore=[s.store_dir]).run()
+    except KeyboardInterrupt:
+        # Ctrl+C is how watching ends, also in the middle of a run (the index stays consistent).
+        print("stopped watching; the next `rag index` completes any run cut short", file=sys.stderr, flush=True)
 
 
 def _print_answer(answer, as_json: bool):
@@ -223,6 +228,39 @@ def cmd_status(args) -> int:
     return 0
 
 
+def cmd_feedback(args) -> int:
+    """`rag feedback export`: every kept turn with feedback, for evaluation (JSONL with --json or --out)."""
+    records = _bot(args).feedback_records()
+    if args.out:
+        with open(args.out, "w", encoding="utf-8") as out:
+            out.writelines(json.dumps(r, ensure_ascii=False) + "\n" for r in records)
+    for r in records if not args.out else ():
+        if args.json:
+            print(_json(r))
+            continue
+        comment = f" — {clean_line(r['comment'])}" if r["comment"] else ""
+        print(f"{r['rating']:4} {clean_line(r['question'])}{comment}\n     {clean_line(r['answer'])[:200]}")
+    up = sum(r["rating"] == "up" for r in records)
+    print(f"{len(records)} answer{'s' if len(records) != 1 else ''} with feedback ({up} up, {len(records) - up} down)"
+          + (f", written to {clean_line(args.out)}" if args.out else ""), file=sys.stderr)
+    return 0
+
+
+def cmd_conversations(args) -> int:
+    """`rag conversations`: the kept conversations of every owner (browsers by a digest of their id)."""
+    rows = _bot(args).history.everyone()
+    for r in rows:
+        if args.json:
+            print(_json(r))
+        else:
+            when = time.strftime("%Y-%m-%d %H:%M", time.localtime(r["updated"]))
+            print(f"{r['id']}  {when}  {r['turns']:3} turns  {r['rated']:3} rated  {clean_line(r['owner'])[:24]:24}  "
+                  f"{clean_line(r['title'])}")
+    if not args.json:
+        print(f"{len(rows)} conversation{'s' if len(rows) != 1 else ''}", file=sys.stderr)
+    return 0
+
+
 # Commands implemented outside the engine (the UI's `serve`) register here in pyproject.toml, so
 # rag/ never imports the UI.
 COMMANDS_GROUP = "rag_chat.commands"
@@ -299,6 +337,21 @@ def _add_ask(sub, common: Callable) -> None:
     sp.set_defaults(func=cmd_ask)
 
 
+def _add_conversations(sub, common: Callable) -> None:
+    sp = sub.add_parser("feedback", help="the thumbs up/down given on answers in the browser UI")
+    fb = sp.add_subparsers(dest="feedback_command", required=True)
+    e = fb.add_parser("export", help="every answer with feedback: question, answer, sources, rating, comment")
+    common(e)
+    e.add_argument("--json", action="store_true", help="one JSON object per line (JSONL), for evaluation")
+    e.add_argument("--out", help="write JSONL to this file instead of the terminal")
+    e.set_defaults(func=cmd_feedback)
+
+    sp = sub.add_parser("conversations", help="the conversations kept by the browser UI, of every user and browser")
+    common(sp)
+    sp.add_argument("--json", action="store_true")
+    sp.set_defaults(func=cmd_conversations)
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="rag", description="Ask questions about your documents, with cited answers.")
     sub = p.add_subparsers(dest="command", required=True)
@@ -327,6 +380,8 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--host", default="127.0.0.1")
     sp.add_argument("--port", type=int, default=7860)
     sp.set_defaults(func=cmd_serve)
+
+    _add_conversations(sub, common)
 
     sp = sub.add_parser("eval", help="measure retrieval (BEIR data set) or answer quality (question file)")
     ev = sp.add_subparsers(dest="eval_command", required=True)

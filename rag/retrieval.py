@@ -105,7 +105,8 @@ class Retriever:
             res = self.store.query(qvec, n, None if only is None else sorted(catalog))
             for cid, meta, text, dist in zip(res["ids"][0], res["metadatas"][0], res["documents"][0],
                                              res["distances"][0]):
-                if committed(meta["doc_id"], meta["doc_sha256"]):
+                # A chunk deleted while Chroma searched comes back without its metadata: skip it.
+                if meta is not None and committed(meta["doc_id"], meta["doc_sha256"]):
                     dense[cid] = (meta, text, 1.0 - float(dist))
         bm25: dict[str, tuple[str, float]] = {}
         if mode in ("hybrid", "bm25"):
@@ -146,7 +147,8 @@ class Retriever:
         if missing:
             got = self.store.chunks.get(ids=missing, include=["metadatas", "documents", "embeddings"])
             for cid, meta, text, emb in zip(got["ids"], got["metadatas"], got["documents"], got["embeddings"]):
-                found[cid] = (meta, text, float(np.dot(np.asarray(emb, dtype=np.float32), qvec)))
+                if meta is not None and emb is not None:
+                    found[cid] = (meta, text, float(np.dot(np.asarray(emb, dtype=np.float32), qvec)))
         sources: list[Source] = []
         for cid in best:
             if cid not in found:  # deleted between the search and the fetch

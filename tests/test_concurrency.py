@@ -7,6 +7,7 @@ import json
 import shutil
 import threading
 import time
+import traceback
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
@@ -117,8 +118,8 @@ def test_questions_during_reindex_see_whole_old_or_whole_new_documents(tmp_path,
         while not done.is_set():
             try:
                 sources = bot.retrieve("How many crates of apples did the keeper count?", top_k=50)
-            except Exception as exc:  # noqa: BLE001 - any error is a failure, recorded below
-                problems.append(repr(exc))
+            except Exception:  # noqa: BLE001 - any error is a failure, recorded below
+                problems.append(traceback.format_exc())
                 return
             got: dict[str, set] = {}
             for src in sources:
