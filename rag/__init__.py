@@ -6,6 +6,7 @@ offline.apply()
 
 from .api import RAG, AnswerStream  # noqa: E402
 from .errors import (  # noqa: E402
+    ConversationError,
     DocumentError,
     DocumentFilterError,
     GeneratorError,
@@ -19,5 +20,6 @@ from .watch import Change, FolderWatcher  # noqa: E402
 from .watch import describe as describe_changes  # noqa: E402
 
 __all__ = ["offline", "RAG", "AnswerStream", "Answer", "IndexReport", "Source", "Settings",
-           "RagError", "QuestionError", "DocumentError", "DocumentFilterError", "GeneratorError", "StoreError",
+           "RagError", "QuestionError", "ConversationError", "DocumentError", "DocumentFilterError",
+           "GeneratorError", "StoreError",
            "Change", "FolderWatcher", "describe_changes"]

@@ -22,6 +22,7 @@ from .chunks import Chunker
 from .embeddings import get_embedder
 from .errors import DocumentError, DocumentFilterError, QuestionError  # noqa: F401 - re-exported where it used to live
 from .generators import resolve_name
+from .history import Conversation, ConversationSummary, History
 from .indexer import Indexer, Progress
 from .lexical import LexicalIndex
 from .models import Answer, Document, IndexReport, Source
@@ -89,6 +90,7 @@ class RAG:
         self._lock = threading.Lock()
         self._store: Optional[Store] = None
         self._retriever: Optional[Retriever] = None
+        self._history: Optional[History] = None
 
     # ---- components, built on first use ---------------------------------------------------
     @property
@@ -339,6 +341,54 @@ class RAG:
         """Load what the first question needs (BM25 index, embedding model), so it is answered fast."""
         self.retriever.sync_lexical()
         self.embedder.embed(["warm-up"])
+
+    # ---- kept conversations (rag/history.py) -----------------------------------------------
+    # `owner` is whose conversations they are (the UI passes "user:<name>" or "browser:<id>"); a
+    # conversation of another owner is answered as one that does not exist (ConversationError).
+    @property
+    def history(self) -> History:
+        """The conversations file, `<RAG_STORE_DIR>/conversations.sqlite3`, opened on first use."""
+        from .history import FILE_NAME
+
+        with self._lock:
+            if self._history is None:
+                self._history = History(self.settings.store_dir / FILE_NAME)
+            return self._history
+
+    def conversations(self, owner: str) -> list[ConversationSummary]:
+        """The owner's conversations (id, title, created, updated, number of turns), latest first."""
+        return self.history.owned(owner)
+
+    def conversation(self, conversation_id: str, owner: str) -> Conversation:
+        """One of the owner's conversations with its turns: question, checked Answer, feedback."""
+        return self.history.get(conversation_id, owner)
+
+    def delete_conversation(self, conversation_id: str, owner: str) -> None:
+        self.history.delete(conversation_id, owner)
+
+    def record_turn(self, answer: Answer, owner: str, conversation_id: Optional[str] = None,
+                    question: Optional[str] = None) -> tuple[str, int]:
+        """Keep a question (default: answer.question) and its checked answer in the owner's
+        conversation, a new one when conversation_id is None: (conversation id, turn index)."""
+        return self.history.record(owner, answer, conversation_id, question)
+
+    def feedback(self, conversation_id: str, turn_index: int, rating: Union[str, int, bool],
+                 comment: Optional[str] = None, *, owner: str) -> int:
+        """Thumbs up ("up", 1, True) or down ("down", -1, False) on a turn (-1: the latest), with an
+        optional comment; replaces earlier feedback on it. Returns the turn's index."""
+        return self.history.rate(conversation_id, turn_index, rating, comment, owner)
+
+    def export_conversation(self, conversation_id: str, owner: str, fmt: str = "markdown") -> str:
+        """"markdown": each question, the answer with its [n] markers and numbered references;
+        "json": {"id", "title", ..., "turns": [Answer.to_dict() + {"feedback"}, ...]}."""
+        from .history import export
+
+        return export(self.history.get(conversation_id, owner), fmt)
+
+    def feedback_records(self) -> list[dict]:
+        """Every kept turn with feedback, of every owner (browsers by a digest of their id): question,
+        answer, sources, rating, comment; what `rag feedback export` writes."""
+        return self.history.feedback()
 
     # ---- status ----------------------------------------------------------------------------
     def generator_status(self) -> dict:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+from pathlib import Path
 from typing import Protocol
 
 import numpy as np
@@ -86,21 +87,38 @@ class OpenAIEmbedder:
         return vecs / np.maximum(norms, 1e-12)
 
 
-_CACHE: dict[str, Embedder] = {}
+_CACHE: dict[tuple[str, str, str], Embedder] = {}
 _CACHE_LOCK = threading.Lock()
 
 
+def recorded_name(model: str, backend: str) -> str:
+    """The model name a store records. torch and onnx give the same vectors to float precision
+    (cosine >= 0.99999) and share stores; int8 vectors differ (cosine ~0.98-0.99), so an int8 store
+    is recorded under its own name and never mixed with the others silently. The backend applies
+    to the bundled model only."""
+    return f"{model}+{backend}" if model == BUNDLED_EMBED_MODEL and backend == "onnx-int8" else model
+
+
+def _make_embedder(settings: Settings) -> Embedder:
+    model, backend = settings.embed_model, settings.embed_backend
+    if model.startswith("openai:"):
+        return OpenAIEmbedder(settings, model.split(":", 1)[1])
+    if model != BUNDLED_EMBED_MODEL:
+        raise ValueError(f"unknown embedding model {model!r}: use {BUNDLED_EMBED_MODEL!r} or 'openai:<model>'")
+    if backend == "torch":
+        return LocalEmbedder(settings.embed_batch_size)
+    from .onnx_embedding import OnnxEmbedder
+
+    return OnnxEmbedder(Path(bundled_model_path()), backend, recorded_name(model, backend),
+                        settings.embed_batch_size, settings.embed_cache_dir)
+
+
 def get_embedder(settings: Settings) -> Embedder:
-    """One embedder per model per process: loading MiniLM takes seconds."""
-    key = settings.embed_model
+    """One embedder per model and backend per process: loading MiniLM takes seconds."""
+    local = settings.embed_model == BUNDLED_EMBED_MODEL
+    key = (settings.embed_model, settings.embed_backend if local else "",
+           str(settings.embed_cache_dir) if local and settings.embed_backend != "torch" else "")
     with _CACHE_LOCK:
         if key not in _CACHE:
-            if key.startswith("openai:"):
-                _CACHE[key] = OpenAIEmbedder(settings, key.split(":", 1)[1])
-            elif key == BUNDLED_EMBED_MODEL:
-                _CACHE[key] = LocalEmbedder(settings.embed_batch_size)
-            else:
-                raise ValueError(
-                    f"unknown embedding model {key!r}: use {BUNDLED_EMBED_MODEL!r} or 'openai:<model>'"
-                )
+            _CACHE[key] = _make_embedder(settings)
         return _CACHE[key]

@@ -21,6 +21,11 @@ class DocumentError(RagError, ValueError):
     """A document cannot be added or deleted; the message tells the user why."""
 
 
+class ConversationError(RagError, ValueError):
+    """A kept conversation cannot be read, changed or exported as asked (none of that id for that
+    owner, no such turn, an unknown rating or format); the message says which."""
+
+
 class UnreadableFile(RagError):
     """The file cannot be turned into text; the message says why."""
 
@@ -48,6 +53,10 @@ class GeneratorError(RagError, RuntimeError):
 
 class ModelFileError(GeneratorError):
     """The local model file is missing, incomplete or not the expected one."""
+
+
+class EmbedderError(RagError, RuntimeError):
+    """The embedding model cannot be made ready (e.g. its ONNX export cannot be written)."""
 
 
 class EvalDataError(RagError, ValueError):

@@ -94,6 +94,18 @@ class Settings(BaseSettings):
         "RAG_EMBED_MODEL", "embed_model", BUNDLED_EMBED_MODEL,
         "Embedding model: the bundled `all-MiniLM-L6-v2`, or `openai:<model>` for the embeddings of the "
         "endpoint at `OPENAI_BASE_URL`.", "embeddings")
+    # onnx-int8 measured ~2x torch's chunks/s here (README "Speed"); torch stays the default until chosen
+    embed_backend: Literal["torch", "onnx", "onnx-int8"] = _env(
+        "RAG_EMBED_BACKEND", "embed_backend", "torch",
+        "How the bundled embedding model runs: `torch` (sentence-transformers), `onnx` (ONNX Runtime, the same "
+        "vectors to float precision, so it shares stores with `torch`) or `onnx-int8` (int8 weights, about twice "
+        "as fast; its vectors differ slightly, so its stores are its own and the others refuse them). The ONNX "
+        "files are exported once from the bundled weights into `RAG_EMBED_CACHE_DIR`.", "embeddings")
+    embed_cache_dir: Optional[Path] = _env(
+        "RAG_EMBED_CACHE_DIR", "embed_cache_dir", None,
+        "Folder of the ONNX exports of the embedding model (about 90 MB for `onnx`, 66 MB more for `onnx-int8`, "
+        "made on first use); unset means `~/.cache/rag-chat/embeddings`.", "embeddings",
+        example="~/.cache/rag-chat/embeddings")
     embed_batch_size: int = _env(
         "RAG_EMBED_BATCH_SIZE", "embed_batch_size", 32,
         "Chunks the bundled embedding model embeds per batch.", "embeddings", ge=1)
@@ -213,6 +225,12 @@ class Settings(BaseSettings):
         "Uploads are deleted from Gradio's temporary folder (`GRADIO_TEMP_DIR`) this many seconds after they "
         "arrive, and all of them when the server stops; the documents folder keeps its own copy.",
         "server/UI", ge=1)
+    keep_conversations: bool = _env(
+        "RAG_KEEP_CONVERSATIONS", "keep_conversations", True,
+        "The browser UI keeps each conversation (questions, checked answers with their sources, thumbs up/down "
+        "and comments) in `conversations.sqlite3` in `RAG_STORE_DIR`, per logged-in user or per browser, to "
+        "reopen after a reload or restart, export or delete; `false` keeps nothing and hides the list.",
+        "server/UI")
     ssl_certfile: Optional[Path] = _env(
         "RAG_SSL_CERTFILE", "ssl_certfile", None,
         "Certificate (PEM) to serve the UI over HTTPS; needs `RAG_SSL_KEYFILE`.", "server/UI",

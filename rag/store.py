@@ -31,6 +31,17 @@ _PAGE = 5000
 _MAX_RESTARTS = 20  # a paged read that keeps losing its place to deletes stops starting over
 
 
+def _settings_for(model_name: str) -> str:
+    """The settings that give a recorded model name (rag/embeddings.py recorded_name): a name with
+    a `+backend` suffix is the bundled model on that backend."""
+    model, _, backend = model_name.partition("+")
+    if backend:
+        return f"RAG_EMBED_MODEL={model} and RAG_EMBED_BACKEND={backend}"
+    if not model.startswith("openai:"):
+        return f"RAG_EMBED_MODEL={model} and RAG_EMBED_BACKEND=torch (or onnx)"
+    return f"RAG_EMBED_MODEL={model}"
+
+
 @dataclass
 class CatalogEntry:
     doc_id: str
@@ -190,7 +201,7 @@ class Store:
             raise StoreError(
                 f"this store was built with the embedding model {built_with!r} but {embed_model!r} "
                 f"is configured; vectors from different models cannot be mixed. Rebuild it with "
-                f"`rag index --rebuild`, or set RAG_EMBED_MODEL={built_with}"
+                f"`rag index --rebuild`, or set {_settings_for(built_with)}"
             )
 
     def begin_write(self, embed_model: str) -> bool:

@@ -2,6 +2,7 @@
 
     app.py        builds the page from the parts below and launches it
     chat.py       the chat column and the Settings tab: streamed answers, Stop, New chat
+    conversations.py kept conversations: the list, Delete, Export .md/.json, thumbs up/down
     documents.py  the Documents tab: upload, delete, re-index
     status.py     the index summary at the top of the page and in the Documents tab
     api_routes.py the `ask` API for scripts (gradio_client)

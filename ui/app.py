@@ -19,7 +19,7 @@ import gradio as gr
 
 from rag import RAG
 
-from . import api_routes, chat, documents, files, openai_api, render, security, status
+from . import api_routes, chat, conversations, documents, files, openai_api, render, security, status
 from .jobs import IndexJob
 
 __all__ = ["IndexJob", "build_app", "launch", "parse_auth", "bind_warning", "startup_index"]
@@ -47,7 +47,10 @@ def build_app(bot: RAG, job: IndexJob) -> gr.Blocks:
                     with gr.Tab("Settings", id="settings"):
                         top_k, generator = chat.settings_tab(bot)
         chat_handlers = chat.Chat(bot, job)
-        chat.wire(chat_view, chat_handlers, conv, answers, top_k, generator, sources)
+        asked = chat.wire(chat_view, chat_handlers, conv, answers, top_k, generator, sources)
+        if bot.settings.keep_conversations:
+            kept = conversations.Conversations(bot)
+            conversations.wire(chat_view, kept, conv, answers, sources, asked, demo)
         chat.wire_picker(chat_view, chat_handlers, docs_view.table, demo)
         documents.wire(docs_view, documents.Documents(bot, job), top, demo)
         api_routes.register(bot, job)

@@ -1,5 +1,5 @@
-"""The chat column (question box, the documents picker, streamed answers, Stop, New chat) and the
-Settings tab whose top-k and generator every question uses."""
+"""The chat column (kept conversations, question box, the documents picker, streamed answers, Stop,
+New chat, feedback) and the Settings tab whose top-k and generator every question uses."""
 
 import logging
 import threading
@@ -10,7 +10,7 @@ import gradio as gr
 
 from rag import RAG, Answer, QuestionError, Settings
 
-from . import render
+from . import conversations, render
 from .jobs import IndexJob
 
 log = logging.getLogger("rag.ui")
@@ -24,11 +24,15 @@ class ChatView:
     docs: gr.Dropdown  # the documents the next questions are limited to; empty: all
     ask_btn: gr.Button
     stop_btn: gr.Button
-    clear_btn: gr.Button
+    clear_btn: gr.Button  # New chat
+    kept: conversations.ConversationsView  # the list of kept conversations above the chat
+    exports: conversations.ExportView  # the conversation shown as a Markdown or JSON file, beside Stop
+    feedback: conversations.FeedbackView  # thumbs up/down on the latest answer, below it
 
 
 def layout(settings: Settings) -> ChatView:
-    """The chat, the question box and its buttons, in the column this is called in."""
+    """The kept conversations, the chat, the question box and its buttons, in the column this is called in."""
+    kept = conversations.layout(settings)
     chat = gr.Chatbot(
         elem_id="chat", height=560, latex_delimiters=[], buttons=[], feedback_options=None,
         group_consecutive_messages=False, show_label=False,
@@ -44,10 +48,11 @@ def layout(settings: Settings) -> ChatView:
     docs = gr.Dropdown(choices=[], value=[], multiselect=True, allow_custom_value=True, elem_id="doc-filter",
                        label="Answer only from", info="Empty: all documents. Pick documents, or type a "
                        "glob such as reports/*.pdf and press Enter.")
-    with gr.Row():
+    with gr.Row(equal_height=True):
         stop_btn = gr.Button("Stop", size="sm", variant="secondary")
-        clear_btn = gr.Button("New chat", size="sm", variant="secondary")
-    return ChatView(chat, box, docs, ask_btn, stop_btn, clear_btn)
+        exports = conversations.export_layout(settings)
+    feedback = conversations.feedback_layout(settings)
+    return ChatView(chat, box, docs, ask_btn, stop_btn, kept.new_btn, kept, exports, feedback)
 
 
 def settings_tab(bot: RAG) -> tuple[gr.Slider, gr.Radio]:
@@ -155,16 +160,18 @@ class Chat:
 
 
 def wire(view: ChatView, handlers: Chat, conv: gr.State, answers: gr.State, top_k: gr.Slider,
-         generator: gr.Radio, sources: gr.HTML) -> None:
+         generator: gr.Radio, sources: gr.HTML) -> list:
+    """Returns the question events (a question's answer is kept after them, ui/conversations.py)."""
     inputs = [view.box, view.chat, conv, answers, top_k, generator, view.docs]
     outputs = [view.box, view.chat, conv, answers, sources]
-    for trigger in (view.box.submit, view.ask_btn.click):
-        trigger(handlers.respond, inputs, outputs, api_visibility="private",
-                concurrency_limit=ANSWER_CONCURRENCY, concurrency_id="answer", show_progress="hidden")
+    asked = [trigger(handlers.respond, inputs, outputs, api_visibility="private", concurrency_limit=ANSWER_CONCURRENCY,
+                     concurrency_id="answer", show_progress="hidden")
+             for trigger in (view.box.submit, view.ask_btn.click)]
     view.stop_btn.click(handlers.stop_answer, None, None, api_visibility="private", show_progress="hidden")
     cleared = [view.chat, conv, answers, sources, view.box]
     view.clear_btn.click(handlers.new_chat, None, cleared, api_visibility="private")
     view.chat.clear(handlers.new_chat, None, cleared, api_visibility="private")
+    return asked
 
 
 def wire_picker(view: ChatView, handlers: Chat, documents_table: gr.HTML, demo: gr.Blocks) -> None:
