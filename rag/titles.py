@@ -25,7 +25,9 @@ _DATE = re.compile(
     r"^\W*(\d{1,4}[-/.]\d{1,2}[-/.]\d{1,4}|(mon|tue|wed|thu|fri|sat|sun)\w*,?|"
     r"(jan|feb|mar|apr|may|jun|jul|aug|sep|sept|oct|nov|dec)\w*\.? \d{1,2},? \d{4}|"
     r"\d{1,2} (jan|feb|mar|apr|may|jun|jul|aug|sep|sept|oct|nov|dec)\w* \d{4})"
-    r"([\s,]*(\d{1,2}:\d{2}\s*(am|pm)?|\d{4}|[A-Z]{2,4}|updated|published))*\W*$", re.I)
+    # each trailing part after a separator and whole: "[\s,]*" let "Montelukast ..." split every way
+    r"([\s,]+(\d{1,2}:\d{2}\s*(am|pm)?|\d{1,2}(st|nd|rd|th)?|\d{4}|[A-Z]{2,4}|updated|published|"
+    r"(jan|feb|mar|apr|may|jun|jul|aug|sep|sept|oct|nov|dec)[a-z]*\.?)\b)*\W*$", re.I)
 _URL = re.compile(r"^\W*(https?://|www\.)\S+\W*$|^\S+\.(com|org|net|io|co\.uk)\S*$", re.I)
 _BYLINE = re.compile(r"^\W*(by|posted by|written by|photo:|image:|credit:)\s", re.I)
 _NAV = re.compile(r"^\W*(home|menu|search|share|subscribe|sign in|log in|skip to( main)? content|close)\W*$", re.I)

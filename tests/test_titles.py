@@ -225,3 +225,12 @@ def test_a_reference_list_is_searchable_and_quoted_only_when_sources_are_asked_f
     assert "Link" not in answer.answer and ", “" in answer.answer, answer.answer  # "Outlet, “Title.”"
     other = page_bot.ask("What does China want to embed AI into?")
     assert "France 24" not in other.answer and "Link" not in other.answer, other.answer
+
+
+def test_a_first_line_opening_like_a_weekday_is_no_date_and_takes_no_time():
+    from rag.titles import looks_like_furniture
+
+    # "Mon..." once let the date pattern split every following word every way (a hang on SciFact)
+    line = "Montelukast is a leukotriene receptor antagonist used in asthma and allergic rhinitis worldwide"
+    assert not looks_like_furniture(line)
+    assert looks_like_furniture("Monday, March 3, 2025 10:30 am EST")
