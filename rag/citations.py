@@ -14,6 +14,7 @@ import re
 from dataclasses import dataclass
 from typing import Optional, Sequence
 
+from .counting import enumeration_counts
 from .evidence import table_rows
 from .models import Source
 from .prompts import NOT_FOUND
@@ -23,7 +24,6 @@ from .text import (
     STOPWORDS,
     WORD,
     content_terms,
-    enumeration_counts,
     markers_in,
     numbers_in,
     split_sentences,

@@ -1,7 +1,8 @@
 """Questions that count what a table or list enumerates ("How many aspects does the comparison
 table compare?", "How many references are listed?"). No sentence states the count, so neither
 quoting nor the local model (which miscounts) answers them; the rows and items are counted here,
-and the citation check accepts a count its passage enumerates (text.enumeration_counts)."""
+and the citation check accepts a count its passage enumerates (enumeration_counts), the same
+count as the answer's."""
 
 from __future__ import annotations
 
@@ -35,6 +36,12 @@ def enumerations(text: str) -> list[tuple[str, str, list[str]]]:
         else:
             before = lines[-1]
     return found
+
+
+def enumeration_counts(text: str) -> set[str]:
+    """How many rows each table and items each list in the text has: a passage supports "the table
+    has 5 aspects" though no "5" is written in it."""
+    return {str(len(items)) for _, _, items in enumerations(text)}
 
 
 def count_answer(question: str, sources: list[Source]) -> Optional[str]:

@@ -62,27 +62,6 @@ def numbers_in(text: str) -> set[str]:
     return {n.replace(",", "") for n in NUMBER.findall(text)}
 
 
-def enumeration_counts(text: str) -> set[str]:
-    """How many rows each pipe table and items each list in the text has: a passage supports
-    "the table lists 5 aspects" though no "5" is written in it."""
-    counts: set[str] = set()
-    run_kind, run = "", 0
-    for line in text.splitlines() + [""]:
-        kind = ("table" if TABLE_ROW.match(line) and not TABLE_RULE.match(line) else
-                "rule" if TABLE_RULE.match(line) else "list" if LIST_ITEM.match(line) else "")
-        if kind == "rule":
-            continue
-        if kind and kind == run_kind:
-            run += 1
-            continue
-        if run_kind == "table" and run >= 2:
-            counts.add(str(run - 1))  # the header is no row
-        elif run_kind == "list" and run >= 2:
-            counts.add(str(run))
-        run_kind, run = kind, 1
-    return counts
-
-
 # ---- planted instructions ----------------------------------------------------------------------
 # Sentences in a document that address the assistant rather than the reader. They never count as
 # evidence for a claim (an obeyed instruction would otherwise cite itself).
