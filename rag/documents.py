@@ -170,14 +170,6 @@ def html_to_text(source: str) -> tuple[str, str]:
     return text, " ".join("".join(parser.title_parts).split())
 
 
-def _first_line_title(text: str) -> str:
-    for line in text.splitlines():
-        line = line.strip().lstrip("#").strip()
-        if line:
-            return line[:200]
-    return ""
-
-
 def read_bytes(data: bytes, file_name: str, limits: ReadLimits | None = None) -> Parsed:
     """Text, title and segments (pages, slides, sheets) of a file's bytes, read by its suffix within
     limits (characters, pages, OCR on or off)."""
