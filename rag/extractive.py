@@ -87,10 +87,13 @@ class ExtractiveGenerator(Generator):
         self.min_score = min_score
         self.max_quotes = max_quotes
 
-    def rank(self, question: str, sources: list[Source]) -> list[tuple[float, Unit]]:
-        """Units that add something of the asked kind, best first: rare question words and meaning."""
+    def rank(self, question: str, sources: list[Source],
+             units: Optional[list[Unit]] = None) -> list[tuple[float, Unit]]:
+        """Units that add something of the asked kind, best first: rare question words and meaning.
+        units: the sources' units, when the caller has cut them already."""
         need = question_need(question)
-        units = [u for rank, src in enumerate(sources) for u in passage_units(src, rank)]
+        if units is None:
+            units = [u for rank, src in enumerate(sources) for u in passage_units(src, rank)]
         asks_sources = bool(_ASKS_SOURCES.search(question))
         ranked = rank_units(question, units, self.embedder,
                             keep=lambda u: self._quotable(u, need, question, asks_sources))
@@ -129,13 +132,13 @@ class ExtractiveGenerator(Generator):
         if counted is not None:
             yield counted
             return
-        ranked = self.rank(question, sources)
+        units = [u for rank, src in enumerate(sources) for u in passage_units(src, rank)]
+        ranked = self.rank(question, sources, units)
         if not ranked or ranked[0][0] < self.min_score:
             yield prompts.NOT_FOUND
             return
         best = ranked[0][0]
         chosen = [u for score, u in ranked[: self.max_quotes] if score >= 0.8 * best]
-        units = [u for rank, src in enumerate(sources) for u in passage_units(src, rank)]
         scores = {(u.rank, u.order): score for score, u in ranked}
         follow = self._continuation(chosen[0], units, question, scores)
         if follow is not None:
