@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Iterable, Iterator, Optional, Union
 
 from .chunks import Chunker
-from .embeddings import get_embedder
+from .embeddings import get_embedder, resolve_backend
 from .errors import DocumentError, DocumentFilterError, QuestionError  # noqa: F401 - re-exported where it used to live
 from .generators import resolve_name
 from .history import Conversation, ConversationSummary, History
@@ -28,7 +28,7 @@ from .lexical import LexicalIndex
 from .models import Answer, Document, IndexReport, Source
 from .retrieval import MODES, Mode, Retriever
 from .safety import mask_credentials, mask_url
-from .settings import Settings
+from .settings import BUNDLED_EMBED_MODEL, Settings
 from .store import Store, open_for_rebuild
 
 
@@ -91,11 +91,25 @@ class RAG:
         self._store: Optional[Store] = None
         self._retriever: Optional[Retriever] = None
         self._history: Optional[History] = None
+        self._embed_backend: Optional[str] = None
 
     # ---- components, built on first use ---------------------------------------------------
     @property
     def embedder(self):
-        return get_embedder(self.settings)
+        return get_embedder(self._embed_settings())
+
+    def _embed_settings(self) -> Settings:
+        """The settings with `auto` turned into the backend this store's vectors came from, decided
+        once (an older store keeps its vectors; a new one gets the fastest backend)."""
+        if self.settings.embed_backend != "auto" or self.settings.embed_model != BUNDLED_EMBED_MODEL:
+            return self.settings
+        if self._embed_backend is None:
+            try:
+                recorded = self.store.store_record().get("embed_model")
+            except Exception:  # noqa: BLE001 - a broken store is reported where it is used; a new one is int8
+                return self.settings.model_copy(update={"embed_backend": resolve_backend("auto")})
+            self._embed_backend = resolve_backend("auto", recorded)
+        return self.settings.model_copy(update={"embed_backend": self._embed_backend})
 
     @property
     def store(self) -> Store:

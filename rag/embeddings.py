@@ -5,7 +5,7 @@ from __future__ import annotations
 import threading
 from collections import deque
 from pathlib import Path
-from typing import Protocol
+from typing import Optional, Protocol
 
 import numpy as np
 
@@ -121,8 +121,16 @@ def recorded_name(model: str, backend: str) -> str:
     return f"{model}+{backend}" if model == BUNDLED_EMBED_MODEL and backend == "onnx-int8" else model
 
 
+def resolve_backend(backend: str, recorded: Optional[str] = None) -> str:
+    """`auto`: int8 for a new store (or an int8 one); for a store whose vectors came from torch or
+    onnx (recorded under the bare model name), onnx, which gives those same vectors faster."""
+    if backend != "auto":
+        return backend
+    return "onnx" if recorded == BUNDLED_EMBED_MODEL else "onnx-int8"
+
+
 def _make_embedder(settings: Settings) -> Embedder:
-    model, backend = settings.embed_model, settings.embed_backend
+    model, backend = settings.embed_model, resolve_backend(settings.embed_backend)
     if model.startswith("openai:"):
         return OpenAIEmbedder(settings, model.split(":", 1)[1])
     if model != BUNDLED_EMBED_MODEL:
@@ -138,8 +146,9 @@ def _make_embedder(settings: Settings) -> Embedder:
 def get_embedder(settings: Settings) -> Embedder:
     """One embedder per model and backend per process: loading MiniLM takes seconds."""
     local = settings.embed_model == BUNDLED_EMBED_MODEL
-    key = (settings.embed_model, settings.embed_backend if local else "",
-           str(settings.embed_cache_dir) if local and settings.embed_backend != "torch" else "")
+    backend = resolve_backend(settings.embed_backend)
+    key = (settings.embed_model, backend if local else "",
+           str(settings.embed_cache_dir) if local and backend != "torch" else "")
     with _CACHE_LOCK:
         if key not in _CACHE:
             _CACHE[key] = _make_embedder(settings)

@@ -110,6 +110,25 @@ def test_torch_and_onnx_share_a_store_but_int8_keeps_its_own(tmp_path, cache_dir
     assert torch_bot.retrieve("Which airport closed because of the eruption?")[0].doc_id == "volcano.txt"
 
 
+def test_auto_builds_new_stores_in_int8_and_reads_older_stores_with_their_own_vectors(tmp_path, cache_dir):
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    for name, text in DOCS.items():
+        (docs / name).write_text(text)
+    common = {"docs_dir": docs, "embed_cache_dir": cache_dir, "generator": "extractive"}
+    assert Settings().embed_backend == "auto"
+    new = RAG(store_dir=tmp_path / "new", **common)
+    assert new.index().added == 3
+    assert new.store.store_record()["embed_model"] == "all-MiniLM-L6-v2+onnx-int8"
+    # a store torch built before auto was the default keeps working: no refusal, nothing re-embedded
+    RAG(store_dir=tmp_path / "old", embed_backend="torch", **common).index()
+    old = RAG(store_dir=tmp_path / "old", **common)
+    assert old.embedder.name == "all-MiniLM-L6-v2"
+    report = old.index()
+    assert (report.unchanged, report.embedded) == (3, 0)
+    assert old.retrieve("Which airport closed because of the eruption?")[0].doc_id == "volcano.txt"
+
+
 @pytest.mark.parametrize("backend", ["onnx", "onnx-int8"])
 def test_index_and_retrieve_end_to_end_on_onnx(backend, tmp_path, cache_dir):
     docs = tmp_path / "docs"
