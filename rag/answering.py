@@ -19,6 +19,7 @@ from .errors import GeneratorError
 from .extractive import carries, question_need
 from .generators import Generator, local_available, make_generator, resolve_name
 from .models import Answer, Source
+from .named import descriptions, named_documents
 
 if TYPE_CHECKING:
     from .api import RAG
@@ -29,6 +30,11 @@ _MULTI_DOCUMENT = re.compile(
     r"\b(the|both|all|which|each|these|those|two|three|several|different) (articles|documents|reports|sources|"
     r"stories|texts|files|pieces)\b|\b(article|review|report|document)\b[^?]*\band the (article|review|report|"
     r"document)\b", re.IGNORECASE)
+# Documents judged for a question about several of them, the passages each brings, and how close to
+# the best document's score another must come to be answered from too.
+_DOCUMENTS_JUDGED = 8
+_PASSAGES_PER_DOCUMENT = 3
+_DOCUMENT_NEAR = 0.75
 # ", and on which day ...", "? When ...": where a second question starts.
 _COMPOUND = re.compile(
     r",?\s+and\s+(?=(?:on|in|at|for|by|to|from|with|since)?\s*(?:which|what|who|whom|whose|when|where|how|why)\b)"
@@ -94,8 +100,13 @@ class Pipeline:
         """The passages for the question; for a question in parts, each part's passages, merged and
         numbered once, so every part is searched for rather than the part with the rarer words."""
         questions = split_compound(turn.english)
+        named = self._named_documents(turn)
+        if len(questions) == 1 and (is_multi_document(turn.english) or len(named) > 1):
+            turn.sources = self._across_documents(turn, top_k, named)
+            return
         if len(questions) == 1:
-            turn.sources = self.bot.retrieve(turn.english, top_k=top_k, doc_ids=turn.doc_ids)
+            # "according to the article on X": from that article, not the longest one on the topic
+            turn.sources = self.bot.retrieve(turn.english, top_k=top_k, doc_ids=named or turn.doc_ids)
             return
         per_part = max(2, (top_k or self.settings.top_k) // len(questions) + 1)
         merged: dict[str, Source] = {}
@@ -106,6 +117,40 @@ class Pipeline:
         turn.sources = list(merged.values())
         for n, source in enumerate(turn.sources, start=1):
             source.marker = n
+
+    def _named_documents(self, turn: Turn) -> list[str]:
+        """The documents the question names by what they are about (rag/named.py)."""
+        if not descriptions(turn.english):
+            return []
+        allowed = set(turn.doc_ids) if turn.doc_ids is not None else None
+        titles = {d: e.title for d, e in self.bot.store.catalog().items() if allowed is None or d in allowed}
+        return named_documents(turn.english, titles)
+
+    def _across_documents(self, turn: Turn, top_k: Optional[int], named: list[str]) -> list[Source]:
+        """For "what do the articles say about X": the documents that each say something about it,
+        best first, with their own best passages. A plain top-k fills up with one long article, so a
+        deeper pool is grouped by document and each document is judged by its best quotable sentence
+        (rare question words, its title at half weight, and meaning). Documents the question names
+        come first, searched one by one; when it names two or more, they are the answer's documents."""
+        k = top_k or self.settings.top_k
+        by_doc: dict[str, list[Source]] = {
+            d: self.bot.retrieve(turn.english, top_k=_PASSAGES_PER_DOCUMENT, doc_ids=[d]) for d in named}
+        pool = [] if len(named) > 1 else self.bot.retrieve(turn.english, top_k=max(6 * k, 30), doc_ids=turn.doc_ids)
+        for s in pool:
+            if len(by_doc.setdefault(s.doc_id, [])) < _PASSAGES_PER_DOCUMENT:
+                by_doc[s.doc_id].append(s)
+        ranker = self._make("extractive")
+        scored = []
+        for doc_id, sources in list(by_doc.items())[:_DOCUMENTS_JUDGED]:
+            ranked = ranker.rank(turn.english, sources)  # type: ignore[attr-defined]
+            scored.append((doc_id in named, ranked[0][0] if ranked else 0.0, sources))
+        scored.sort(key=lambda t: (not t[0], -t[1]))
+        best = max((score for _, score, _ in scored), default=0.0)
+        kept = [src for was_named, score, src in scored if was_named or score >= _DOCUMENT_NEAR * best]
+        sources = [s for group in kept[: self.settings.max_documents_per_answer] for s in group] or pool[:k]
+        for n, source in enumerate(sources, start=1):
+            source.marker = n
+        return sources
 
     def gate(self, turn: Turn) -> bool:
         """Is anything retrieved close enough to ground an answer on?"""

@@ -196,12 +196,20 @@ def passage_units(source: Source, rank: int) -> list[Unit]:
 
 
 # ---- ranking -------------------------------------------------------------------------------------
+# Words with which a question points at the documents rather than at what it asks ("what do the
+# articles say about X", "how does the report describe Y"): no sentence holds them, and as the rarest
+# words they would outweigh the ones that matter.
+_FRAME = content_terms("article articles document documents say says said describe describes described "
+                       "mention mentions mentioned according text texts story stories piece pieces")
+
+
 def _idf_weights(question: str, units: list[Unit]) -> dict[str, float]:
     df: dict[str, int] = {}
     for u in units:
         for t in content_terms(u.key):
             df[t] = df.get(t, 0) + 1
-    return {t: math.log(1 + len(units) / df.get(t, 0.5)) for t in content_terms(question)}
+    asked = content_terms(question) - _FRAME
+    return {t: math.log(1 + len(units) / df.get(t, 0.5)) for t in asked or content_terms(question)}
 
 
 _TITLE_WEIGHT = 0.5  # a question word found only in the unit's document title
@@ -221,6 +229,13 @@ def word_scores(question: str, units: list[Unit]) -> list[float]:
     return [(held(u) / total) * (1.0 if u.complete else 0.6) - 0.01 * u.rank for u in units]
 
 
+def _in_context(unit: Unit) -> str:
+    """What a unit's meaning is judged on: the sentence under its document's title, so a sentence
+    that leaves its topic to the article ("discussions on standards are gaining urgency") is not
+    outscored by any sentence that merely names the topic."""
+    return f"{unit.title}: {unit.key}" if unit.title else unit.key
+
+
 def rank_units(question: str, units: list[Unit], embedder=None, keep=None,
                limit: int = 48) -> list[tuple[float, int]]:
     """(score, index) of the units, best first: half the share of rare question words held, half
@@ -233,7 +248,7 @@ def rank_units(question: str, units: list[Unit], embedder=None, keep=None,
     if embedder is None or not order:
         return [(words[i], i) for i in order]
     try:
-        vecs = embedder.embed([question] + [units[i].key for i in order])
+        vecs = embedder.embed([question] + [_in_context(units[i]) for i in order])
     except Exception:  # noqa: BLE001 - an embedding endpoint may be down: words alone will do
         return [(words[i], i) for i in order]
     ranked = [(0.5 * float(sim) + 0.5 * words[i], i) for sim, i in zip(vecs[1:] @ vecs[0], order)]

@@ -5,6 +5,7 @@ name for "who", a date for "when") and says "not found" otherwise."""
 
 from __future__ import annotations
 
+import math
 import re
 from typing import Callable, Iterator, Optional
 
@@ -121,7 +122,8 @@ class ExtractiveGenerator(Generator):
         if nxt is None or nxt.furniture or not nxt.complete or best.lead_in or nxt.parts[0] in best.parts:
             return None
         missing = content_terms(question) - content_terms(best.text)
-        near = scores is not None and scores.get((nxt.rank, nxt.order), 0.0) >= _NEAR * scores[(best.rank, best.order)]
+        own = scores.get((best.rank, best.order), math.inf) if scores is not None else math.inf
+        near = scores is not None and scores.get((nxt.rank, nxt.order), 0.0) >= _NEAR * own
         if (missing & content_terms(nxt.key) or len(added_terms(best.key, question)) <= _LITTLE
                 or _ASKS_REASON.search(question) or near):
             return nxt
@@ -140,9 +142,14 @@ class ExtractiveGenerator(Generator):
         best = ranked[0][0]
         chosen = [u for score, u in ranked[: self.max_quotes] if score >= 0.8 * best]
         scores = {(u.rank, u.order): score for score, u in ranked}
-        follow = self._continuation(chosen[0], units, question, scores)
-        if follow is not None:
-            chosen.insert(1, follow)
+        # Overlapping chunks hold the same sentence; the answer may go on only in the copy where the
+        # chunk does not end with it.
+        for copy in [chosen[0]] + [u for u in units if u.key == chosen[0].key and u is not chosen[0]]:
+            follow = self._continuation(copy, units, question, scores)
+            if follow is not None:
+                chosen[0] = copy
+                chosen.insert(1, follow)
+                break
         quotes: list[str] = []
         seen: set[str] = set()
         for unit in chosen:
