@@ -59,6 +59,11 @@ class EmbedderError(RagError, RuntimeError):
     """The embedding model cannot be made ready (e.g. its ONNX export cannot be written)."""
 
 
+class SettingsError(RagError, ValueError):
+    """A setting names something that cannot be used as it says (a folder that does not exist, a
+    model of the wrong kind); the message names the setting and what it points at."""
+
+
 class EvalDataError(RagError, ValueError):
     """The eval data is missing or malformed; the message says which file and why."""
 

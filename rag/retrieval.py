@@ -1,5 +1,5 @@
 """Stage 4: question -> passages. Dense (Chroma) and BM25 candidates, fused by standardised score
-(or by reciprocal rank)."""
+(or by reciprocal rank); optionally rescored by a local cross-encoder (rerank.py)."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ import numpy as np
 from .embeddings import Embedder
 from .lexical import LexicalIndex
 from .models import Source
+from .rerank import Reranker
 from .settings import Settings
 from .store import Store
 
@@ -58,6 +59,7 @@ class Retriever:
     def __init__(self, settings: Settings, store: Store, lexical: LexicalIndex, embedder: Embedder):
         self.settings, self.store, self.lexical, self.embedder = settings, store, lexical, embedder
         self._sync_lock = threading.Lock()  # questions at once after a re-index: one rebuild
+        self.reranker = Reranker(settings.rerank_model) if settings.rerank_model else None
 
     def sync_lexical(self, force: bool = False):
         """Bring the BM25 index up to the store's version: load it from disk, else rebuild it."""
@@ -141,14 +143,13 @@ class Retriever:
         catalog, dense, _, fused = self._search(question, n, mode, qvec, only)
         if not catalog:
             return []
-        found = dict(dense)
-        best = sorted(fused, key=lambda cid: -fused[cid])[:top_k]
-        missing = [cid for cid in best if cid not in found]
-        if missing:
-            got = self.store.chunks.get(ids=missing, include=["metadatas", "documents", "embeddings"])
-            for cid, meta, text, emb in zip(got["ids"], got["metadatas"], got["documents"], got["embeddings"]):
-                if meta is not None and emb is not None:
-                    found[cid] = (meta, text, float(np.dot(np.asarray(emb, dtype=np.float32), qvec)))
+        order = sorted(fused, key=lambda cid: -fused[cid])
+        if self.reranker is None:
+            scores, best = fused, order[:top_k]
+            found = self._fetch(best, dense, qvec)
+        else:
+            scores, found = self._rerank(question, order, dense, qvec, top_k, only)
+            best = sorted(scores, key=lambda cid: -scores[cid])[:top_k]
         sources: list[Source] = []
         for cid in best:
             if cid not in found:  # deleted between the search and the fetch
@@ -159,10 +160,35 @@ class Retriever:
             sources.append(Source(
                 marker=len(sources) + 1, doc_id=meta["doc_id"], file_name=meta["file_name"],
                 title=meta.get("title", ""), text=text, start=int(meta["start"]), end=int(meta["end"]),
-                score=round(fused[cid], 6), similarity=round(sim, 4), chunk_id=cid,
+                score=round(scores[cid], 6), similarity=round(sim, 4), chunk_id=cid,
                 page=_page(meta), location=str(meta.get("location") or ""),
             ))
         return sources
+
+    def _rerank(self, question: str, order: list[str], dense: dict[str, tuple[dict, str, float]],
+                qvec: np.ndarray, top_k: int, only: Optional[frozenset[str]]):
+        """The cross-encoder's score of each of the best fused candidates, and their (meta, text, cosine).
+        It reads every passage it scores, so the fused ranking picks which; only passages that can be
+        shown are scored, so that top_k of them survive the cut."""
+        assert self.reranker is not None
+        pool = order[: max(self.settings.rerank_candidates, top_k)]
+        found = self._fetch(pool, dense, qvec)
+        pool = [cid for cid in pool if cid in found and (only is None or found[cid][0]["doc_id"] in only)]
+        scores = dict(zip(pool, self.reranker.scores(question, [found[cid][1] for cid in pool])))
+        return scores, found
+
+    def _fetch(self, ids: list[str], dense: dict[str, tuple[dict, str, float]],
+               qvec: np.ndarray) -> dict[str, tuple[dict, str, float]]:
+        """(meta, text, cosine) of these candidates: the dense search's own, and the BM25-only ones
+        from the store (absent when deleted since the search)."""
+        found = {cid: dense[cid] for cid in ids if cid in dense}
+        missing = [cid for cid in ids if cid not in found]
+        if missing:
+            got = self.store.chunks.get(ids=missing, include=["metadatas", "documents", "embeddings"])
+            for cid, meta, text, emb in zip(got["ids"], got["metadatas"], got["documents"], got["embeddings"]):
+                if meta is not None and emb is not None:
+                    found[cid] = (meta, text, float(np.dot(np.asarray(emb, dtype=np.float32), qvec)))
+        return found
 
     def rank_documents(self, question: str, n: int = 100, mode: Mode = "hybrid") -> list[tuple[str, float]]:
         """The n best documents (doc id, score), a document scoring as its best chunk. For

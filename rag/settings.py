@@ -134,6 +134,17 @@ class Settings(BaseSettings):
     bm25_weight: float = _env(
         "RAG_BM25_WEIGHT", "bm25_weight", 1.0,
         "Weight of the BM25 (keyword) ranking in the fusion.", "retrieval", ge=0)
+    # no cross-encoder ships offline (README "Reranking"): only a folder the user already has is read
+    rerank_model: Optional[Path] = _env(
+        "RAG_RERANK_MODEL", "rerank_model", None,
+        "Folder of a local cross-encoder (a sentence-transformers `CrossEncoder`, e.g. a copy of "
+        "`ms-marco-MiniLM-L-6-v2`) that rescores the best fused passages before the top `RAG_TOP_K` are "
+        "kept; unset means no reranking. Read from that folder only, never downloaded: none ships with the "
+        "app (README \"Reranking\").", "retrieval", example="/path/to/cross-encoder")
+    rerank_candidates: int = _env(
+        "RAG_RERANK_CANDIDATES", "rerank_candidates", 20,
+        "Best fused passages the cross-encoder of `RAG_RERANK_MODEL` reads and rescores per question "
+        "(its cost grows with them); ignored without it.", "retrieval", ge=1, le=200)
     min_similarity: float = _env(
         "RAG_MIN_SIMILARITY", "min_similarity", 0.25,
         "Below this cosine similarity of the best passage the question counts as not covered by the "
