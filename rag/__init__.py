@@ -13,6 +13,7 @@ from .errors import (  # noqa: E402
     QuestionError,
     RagError,
     StoreError,
+    StoreLocked,
 )
 from .models import Answer, IndexReport, Source  # noqa: E402
 from .settings import Settings  # noqa: E402
@@ -21,5 +22,5 @@ from .watch import describe as describe_changes  # noqa: E402
 
 __all__ = ["offline", "RAG", "AnswerStream", "Answer", "IndexReport", "Source", "Settings",
            "RagError", "QuestionError", "ConversationError", "DocumentError", "DocumentFilterError",
-           "GeneratorError", "StoreError",
+           "GeneratorError", "StoreError", "StoreLocked",
            "Change", "FolderWatcher", "describe_changes"]
