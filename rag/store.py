@@ -400,6 +400,12 @@ class Store:
         return got
 
     def reset(self):
+        """Drop every chunk and document. The version counter goes on from the old store's, so no
+        process takes the rebuilt store for a version it knew (a replica's view, a saved BM25 index)."""
+        try:
+            version = self.version()
+        except Exception:  # noqa: BLE001 - a store too damaged to read starts its count again
+            version = 0
         for coll in (self.chunks, self.docs):
             try:
                 self.client.delete_collection(coll.name)
@@ -410,6 +416,8 @@ class Store:
         self._forget_collections()
         self._open_collections()
         self._catalog = None
+        if version:
+            self._write_store_record(version=version)
 
 
 def _chunk_metadata(c) -> dict:

@@ -173,6 +173,15 @@ def test_a_deleted_document_is_never_cited_by_a_replica_before_or_after_its_swap
     assert_consistent(replica)
 
 
+def test_a_rebuilt_store_is_a_new_version_to_its_replicas(pair):
+    writer, replica = pair
+    before = replica.served_version()
+    writer.index(rebuild=True)  # the count goes on: version 1 of a new store would look like the old one's
+    assert writer.store.version() > before
+    _wait_version(replica, writer.store.version())
+    assert_consistent(replica)
+
+
 def test_a_follower_keeps_the_view_it_has_while_the_store_cannot_be_reached():
     class Unreachable:
         following, version = False, 3
