@@ -363,6 +363,12 @@ class RAG:
                 self._follower = StoreFollower(retriever, self.settings.store_poll_seconds).start()
             return self._follower
 
+    @property
+    def follower(self) -> Optional[StoreFollower]:
+        """The thread following the store (follow_store), if one was started: its `error` says why
+        its last check failed (the server away), None when it worked."""
+        return self._follower
+
     def served_version(self) -> Optional[int]:
         """The store version questions are answered from. Following the store, the one swapped in
         last (None until the first is made); otherwise the store's own, which each question catches

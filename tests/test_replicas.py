@@ -316,3 +316,24 @@ def _held_by(bot: RAG, proc: subprocess.Popen) -> bool:
     assert proc.poll() is None, "the indexer finished before it was seen holding the lease"
     holder = bot.store.lease_holder()
     return holder is not None and holder.pid == proc.pid
+
+
+def test_health_says_which_version_is_answered_from_and_when_the_store_is_away():
+    from ui import status
+
+    class Job:
+        running = False
+
+    class Bot:
+        follower, version = None, 7
+
+        def served_version(self):
+            return self.version
+
+    bot = Bot()
+    assert status.health(bot, Job()) == (200, {"status": "ok", "version": 7, "indexing": False})  # type: ignore[arg-type]
+    bot.version = None  # a replica whose first view is not made yet
+    assert status.health(bot, Job())[0] == 503  # type: ignore[arg-type]
+    bot.version, bot.follower = 7, type("Follower", (), {"error": "cannot reach the Chroma server"})
+    assert status.health(bot, Job()) == (503, {"status": "store unreachable", "version": None,  # type: ignore[arg-type]
+                                               "indexing": False})

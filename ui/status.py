@@ -53,8 +53,11 @@ def health(bot: RAG, job: IndexJob) -> tuple[int, dict]:
     questions are answered, N the store version answered from (on a replica of a Chroma server, the
     one it has swapped in); 503 while starting or when the store cannot be reached. Nothing about
     the documents, so it needs no login."""
+    follower = bot.follower
     try:
         version = bot.served_version()
+        if follower is not None and follower.error:  # its view is kept, but every question needs the server
+            raise StoreError(follower.error)
     except StoreError as exc:
         log.warning("health check: %s", exc)  # the reason names the server: for the log, not the caller
         return 503, {"status": "store unreachable", "version": None, "indexing": job.running}
