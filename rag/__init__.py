@@ -14,6 +14,7 @@ from .errors import (  # noqa: E402
     RagError,
     SettingsError,
     StoreError,
+    StoreLocked,
 )
 from .models import Answer, IndexReport, Source  # noqa: E402
 from .settings import Settings  # noqa: E402
@@ -22,5 +23,5 @@ from .watch import describe as describe_changes  # noqa: E402
 
 __all__ = ["offline", "RAG", "AnswerStream", "Answer", "IndexReport", "Source", "Settings",
            "RagError", "QuestionError", "ConversationError", "DocumentError", "DocumentFilterError",
-           "GeneratorError", "SettingsError", "StoreError",
+           "GeneratorError", "SettingsError", "StoreError", "StoreLocked",
            "Change", "FolderWatcher", "describe_changes"]

@@ -21,6 +21,7 @@ from typing import Iterable, Iterator, Optional, Union
 from .chunks import Chunker
 from .embeddings import get_embedder, resolve_backend
 from .errors import DocumentError, DocumentFilterError, QuestionError  # noqa: F401 - re-exported where it used to live
+from .follow import StoreFollower
 from .generators import resolve_name
 from .history import Conversation, ConversationSummary, History
 from .indexer import Indexer, Progress
@@ -92,6 +93,7 @@ class RAG:
         self._retriever: Optional[Retriever] = None
         self._history: Optional[History] = None
         self._embed_backend: Optional[str] = None
+        self._follower: Optional[StoreFollower] = None
 
     # ---- components, built on first use ---------------------------------------------------
     @property
@@ -166,7 +168,14 @@ class RAG:
         return self.index(progress=progress)
 
     def documents(self) -> list:
-        return sorted(self.store.catalog().values(), key=lambda e: e.doc_id)
+        return sorted(self._catalog().values(), key=lambda e: e.doc_id)
+
+    def _catalog(self) -> dict:
+        """The documents questions are answered from: following the store (follow_store), those of
+        the version served; otherwise the store's now."""
+        retriever = self._retriever
+        view = retriever.view if retriever is not None and retriever.following else None
+        return view.catalog if view is not None else self.store.catalog()
 
     def add_document(self, name: str, data: bytes, progress: Optional[Progress] = None) -> tuple[str, IndexReport]:
         """Save a file (an upload) into the docs dir under a safe name and index it: (doc_id, report).
@@ -210,7 +219,7 @@ class RAG:
         """The file of an indexed document, to open it where a citation points: only a document the
         index holds, and only inside the documents folder (no '..', no hidden part, no symlink that
         leads out). Raises DocumentError."""
-        if not isinstance(doc_id, str) or doc_id not in self.store.catalog():
+        if not isinstance(doc_id, str) or doc_id not in self._catalog():
             raise DocumentError(f"no indexed document {doc_id!r}")
         docs = self.settings.docs_dir.resolve()
         parts = Path(doc_id).parts
@@ -233,7 +242,7 @@ class RAG:
         except (UnreadableFile, OSError) as exc:
             raise DocumentError(f"{doc_id} cannot be read now: {exc}") from None
         doc.doc_id = doc_id
-        entry = self.store.catalog().get(doc_id)
+        entry = self._catalog().get(doc_id)
         return doc, entry is not None and entry.sha256 == doc.sha256
 
     # ---- questions -------------------------------------------------------------------------
@@ -290,7 +299,7 @@ class RAG:
         entries = [e for e in entries if e.strip()]
         if not entries:
             return None
-        catalog = self.store.catalog()
+        catalog = self._catalog()
         chosen: set[str] = set()
         for entry in entries:
             found = {entry} if entry in catalog else set(fnmatch.filter(catalog, entry)) if _is_glob(entry) else set()
@@ -355,6 +364,33 @@ class RAG:
         """Load what the first question needs (BM25 index, embedding model), so it is answered fast."""
         self.retriever.sync_lexical()
         self.embedder.embed(["warm-up"])
+
+    # ---- several processes on one Chroma server ------------------------------------------
+    def follow_store(self) -> StoreFollower:
+        """Keep answering from the latest version other processes publish, without a question ever
+        waiting for a rebuild: a thread polls the store every RAG_STORE_POLL_SECONDS and swaps in the
+        new document list and BM25 index once made (rag/follow.py). For a process that serves
+        questions from a Chroma server other processes index; `rag serve` starts it with CHROMA_HOST."""
+        retriever = self.retriever
+        with self._lock:
+            if self._follower is None:
+                self._follower = StoreFollower(retriever, self.settings.store_poll_seconds).start()
+            return self._follower
+
+    @property
+    def follower(self) -> Optional[StoreFollower]:
+        """The thread following the store (follow_store), if one was started: its `error` says why
+        its last check failed (the server away), None when it worked."""
+        return self._follower
+
+    def served_version(self) -> Optional[int]:
+        """The store version questions are answered from. Following the store, the one swapped in
+        last (None until the first is made); otherwise the store's own, which each question catches
+        up with."""
+        retriever = self._retriever
+        if retriever is not None and retriever.following:
+            return retriever.version
+        return self.store.version()
 
     # ---- kept conversations (rag/history.py) -----------------------------------------------
     # `owner` is whose conversations they are (the UI passes "user:<name>" or "browser:<id>"); a
@@ -421,10 +457,14 @@ class RAG:
 
     def status(self) -> dict:
         """What is indexed and which models answer; no password, key or token of a URL is shown."""
-        catalog = self.store.catalog()
+        catalog = self._catalog()
         record = self.store.store_record()
+        retriever = self._retriever
         info = {
             "documents": len(catalog),
+            # the version answered from: a replica's lags a new one until its swap (follow_store)
+            "index_version": retriever.version if retriever is not None and retriever.following
+            else int(record.get("version", 0)),
             "chunks": self.store.chunk_count(),
             "embedding_model": record.get("embed_model") or self.settings.embed_model,
             "store": self.settings.describe_store(),
@@ -432,6 +472,9 @@ class RAG:
             "docs_dir": str(self.settings.docs_dir.resolve()),
             **self.generator_status(),
         }
+        holder = self.store.lease_holder()
+        if holder is not None:
+            info["writing"] = holder.describe()
         return {k: mask_credentials(v) if isinstance(v, str) else v for k, v in info.items()}
 
     def store_bytes(self) -> Optional[int]:

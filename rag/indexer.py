@@ -1,5 +1,7 @@
 """Stage 3: the indexing run. Incremental by content hash: new files added, changed files
-replaced, deleted files removed, unchanged files not touched. Safe to interrupt at any point."""
+replaced, deleted files removed, unchanged files not touched. Safe to interrupt at any point.
+One run at a time per store: this machine's write lock, and on a Chroma server the lease kept in
+the store (rag/store_lease.py), checked again before each commit."""
 
 from __future__ import annotations
 
@@ -35,6 +37,7 @@ class Indexer:
         self.parsed = parsed or {}
         self._catalog_sha: dict[str, str] = {}  # doc id -> sha256 indexed before this run
         self._reread: dict[str, set[str]] = {}  # unchanged files read anew -> their new chunk ids
+        self._still_writer: Callable[[], None] = lambda: None  # raises once another process took over
 
     def run(self, rebuild: bool = False, progress: Optional[Progress] = None) -> IndexReport:
         t0 = time.perf_counter()
@@ -42,7 +45,8 @@ class Indexer:
         report = IndexReport()
         if not self.docs_dir.is_dir():
             raise FileNotFoundError(f"documents folder not found: {self.docs_dir}")
-        with write_lock(self.store_dir):
+        with write_lock(self.store_dir), self.store.write_lease() as still_writer:
+            self._still_writer = still_writer
             if rebuild:
                 self.store.reset()
             self.store.check_model(self.embedder.name)
@@ -57,6 +61,7 @@ class Indexer:
                     current[item[0]] = (item[1], item[2])
 
             removed = [d for d in catalog if d not in current and not _kept_despite_error(d, report)]
+            self._still_writer()
             self.store.uncommit_documents(removed)
             if removed:
                 self.store.delete_chunks(dict.fromkeys(removed))  # paged, batches of documents
@@ -71,6 +76,7 @@ class Indexer:
 
             changed = bool(removed or report.added or report.updated or interrupted)
             if changed:
+                self._still_writer()
                 self.store.publish()
             progress("bm25", 0, 1)
             self.retriever.sync_lexical(force=changed)
@@ -131,6 +137,7 @@ class Indexer:
         vectors = np.stack([reused[c.text] if c.text in reused else next(fresh) for c in chunks])
         report.embedded += len(to_embed)
         self.store.add_chunks(chunks, vectors)
+        self._still_writer()
         # Commit point: from here queries see the new versions.
         self.store.commit_documents([e for e, _, _ in pending])
         replaced = []

@@ -50,12 +50,12 @@ class Settings(BaseSettings):
         "`.png`, `.jpg`; README \"Supported documents\").", "documents and store")
     store_dir: Path = _env(
         "RAG_STORE_DIR", "store_dir", Path("index_store"),
-        "Folder of the on-disk index (Chroma plus BM25); with a Chroma server it keeps the BM25 copy and "
-        "the write lock.", "documents and store")
+        "Folder of the on-disk index (Chroma plus BM25); with a Chroma server it keeps this machine's BM25 "
+        "copy and write lock.", "documents and store")
     collection: str = _env(
         "RAG_COLLECTION", "collection", "rag",
-        "Name of the index (collections `<name>_chunks` and `<name>_docs`), so several indexes can share "
-        "one Chroma server.", "documents and store")
+        "Name of the index (collections `<name>_chunks` and `<name>_docs`, and `<name>_lease` on a server), so "
+        "several indexes can share one Chroma server.", "documents and store")
     max_file_mb: float = _env(
         "RAG_MAX_FILE_MB", "max_file_mb", 20.0,
         "Files over this many megabytes are skipped with that reason, and the UI refuses larger uploads.",
@@ -262,6 +262,17 @@ class Settings(BaseSettings):
         "CHROMA_TIMEOUT", "chroma_timeout", 60.0,
         "Seconds a request to the Chroma server may take before the server counts as not answering.",
         "Chroma server", gt=0)
+    # long enough to ride out a slow request or a pause; short enough that a dead writer's lease clears soon
+    write_lease_seconds: float = _env(
+        "RAG_WRITE_LEASE_SECONDS", "write_lease_seconds", 30.0,
+        "With a Chroma server, an indexing run (`rag index`, the UI's re-index, upload or delete) holds a lease "
+        "kept in the store, renewed every third of this many seconds; another indexer is refused, told who "
+        "holds it, until it is released. A holder that died frees it after this long.", "Chroma server", ge=1)
+    store_poll_seconds: float = _env(
+        "RAG_STORE_POLL_SECONDS", "store_poll_seconds", 2.0,
+        "With a Chroma server, `rag serve` checks the store's version this often; when another process has "
+        "indexed, it loads the new keyword index and document list in the background and then switches to "
+        "them at once (questions meanwhile are answered from the previous version).", "Chroma server", gt=0)
 
     def openai_configured(self) -> bool:
         return bool(self.openai_base_url or self.openai_api_key)

@@ -14,13 +14,14 @@ import time
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, Any, Iterator, Mapping, Optional
+from typing import IO, Any, Callable, Iterator, Mapping, Optional
 
 import numpy as np
 
 from . import store_disk
 from .errors import StoreBroken, StoreError, StoreLocked  # noqa: F401 - re-exported where it used to live
 from .settings import Settings
+from .store_lease import Holder, WriteLease, read_holder
 
 STORE_RECORD = "__store__"
 # No call may depend on the store fitting one request: Chroma 1.5.9 fails any `get` of more than
@@ -149,6 +150,7 @@ class Store:
         name = settings.collection
         self.chunks = _Collection(self, f"{name}_chunks")
         self.docs = _Collection(self, f"{name}_docs")
+        self.leases = _Collection(self, f"{name}_lease")  # on a server only, made on first use
         self._open_collections()
         self._catalog: Optional[dict[str, CatalogEntry]] = None
         self._catalog_version: Optional[int] = None
@@ -221,6 +223,30 @@ class Store:
         version = self.version() + (1 if changed else 0)
         fields = {"dirty": False, "version": version} | ({"reading": reading} if reading else {})
         self._write_store_record(**fields)
+
+    # ---- who writes: on a server, the lease (rag/store_lease.py) -----------------------------
+    @contextmanager
+    def write_lease(self) -> Iterator[Callable[[], None]]:
+        """On a Chroma server, hold the lease that keeps every other process from writing for as long
+        as this block lasts, or raise StoreLocked naming its holder. Yields the check a run makes
+        before each commit. An on-disk store needs none: write_lock keeps other processes out."""
+        if not self.settings.chroma_host:
+            yield lambda: None
+            return
+        s = self.settings
+        lease = WriteLease(self.leases, s.write_lease_seconds, s.describe_store())
+        lease.acquire()
+        try:
+            yield lease.check
+        finally:
+            lease.release()
+
+    def lease_holder(self) -> Optional[Holder]:
+        """Who writes the store on a server now (None: nobody, or an on-disk store)."""
+        if not self.settings.chroma_host:
+            return None
+        held = read_holder(self.leases)
+        return held if held is not None and held.expires > time.time() else None
 
     # ---- catalog ---------------------------------------------------------------------------
     def catalog(self, fresh: bool = False) -> dict[str, CatalogEntry]:
@@ -374,6 +400,12 @@ class Store:
         return got
 
     def reset(self):
+        """Drop every chunk and document. The version counter goes on from the old store's, so no
+        process takes the rebuilt store for a version it knew (a replica's view, a saved BM25 index)."""
+        try:
+            version = self.version()
+        except Exception:  # noqa: BLE001 - a store too damaged to read starts its count again
+            version = 0
         for coll in (self.chunks, self.docs):
             try:
                 self.client.delete_collection(coll.name)
@@ -384,6 +416,8 @@ class Store:
         self._forget_collections()
         self._open_collections()
         self._catalog = None
+        if version:
+            self._write_store_record(version=version)
 
 
 def _chunk_metadata(c) -> dict:

@@ -17,7 +17,7 @@ from urllib.parse import urlsplit
 
 import gradio as gr
 
-from rag import RAG
+from rag import RAG, StoreLocked
 
 from . import api_routes, chat, conversations, documents, files, openai_api, render, security, status
 from .jobs import IndexJob
@@ -84,7 +84,14 @@ def _is_loopback(host: str) -> bool:
 
 def startup_index(bot: RAG, progress) -> object:
     """Bring the index up to date with the docs dir, then warm what the first question needs."""
-    report = bot.index(progress=progress)
+    try:
+        report = bot.index(progress=progress)
+    except StoreLocked as exc:
+        if not bot.settings.chroma_host:
+            raise
+        # Another replica or a `rag index` writes the shared store now: this one follows what it publishes.
+        print(f"note: not indexing at start: {exc}", file=sys.stderr, flush=True)
+        report = None
     bot.warm_up()
     return report
 
@@ -118,6 +125,9 @@ def launch(bot: RAG, host: str = "127.0.0.1", port: Optional[int] = 7860, quiet:
         hosts.allow(urlsplit(demo.share_url).hostname or "")
     openai_api.mount(demo.app, bot, job, _is_loopback(host))  # /v1, before anyone has the URL
     files.mount(demo.app, bot)  # /document/<doc id>: a citation opens its document there
+    status.mount(demo.app, bot, job)  # /health
+    if s.chroma_host:  # other processes may index the server's store: answer from what they publish
+        bot.follow_store()
     url = f"{'https' if tls else 'http'}://{'127.0.0.1' if host in ('0.0.0.0', '') else host}:{port}"
     job.start("Indexing " + str(bot.settings.docs_dir), lambda progress: startup_index(bot, progress),
               echo=not quiet)

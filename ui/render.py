@@ -150,6 +150,10 @@ def status_html(info: dict) -> str:
         ("Documents folder", info.get("docs_dir", "")),
         ("Store", info.get("store", "")),
     ]
+    if str(info.get("store", "")).startswith("chroma server"):  # shared: which version, who writes it
+        rows.append(("Index version", str(info.get("index_version", ""))))
+    if info.get("writing"):
+        rows.append(("Being indexed by", info["writing"]))
     return _render("status.html", "summary", rows)
 
 
