@@ -129,16 +129,13 @@ class ExtractiveGenerator(Generator):
             return nxt
         return None
 
-    def stream(self, question: str, sources: list[Source]) -> Iterator[str]:
-        counted = count_answer(question, sources)
-        if counted is not None:
-            yield counted
-            return
+    def choose(self, question: str, sources: list[Source]) -> list[Unit]:
+        """The units the answer quotes, in answer order: the best, the sentence it goes on into,
+        and a runner-up scoring near the best; none when nothing quotable scores min_score."""
         units = [u for rank, src in enumerate(sources) for u in passage_units(src, rank)]
         ranked = self.rank(question, sources, units)
         if not ranked or ranked[0][0] < self.min_score:
-            yield prompts.NOT_FOUND
-            return
+            return []
         best = ranked[0][0]
         chosen = [u for score, u in ranked[: self.max_quotes] if score >= 0.8 * best]
         scores = {(u.rank, u.order): score for score, u in ranked}
@@ -150,6 +147,17 @@ class ExtractiveGenerator(Generator):
                 chosen[0] = copy
                 chosen.insert(1, follow)
                 break
+        return chosen
+
+    def stream(self, question: str, sources: list[Source]) -> Iterator[str]:
+        counted = count_answer(question, sources)
+        if counted is not None:
+            yield counted
+            return
+        chosen = self.choose(question, sources)
+        if not chosen:
+            yield prompts.NOT_FOUND
+            return
         quotes: list[str] = []
         seen: set[str] = set()
         for unit in chosen:

@@ -12,6 +12,7 @@ from typing import Iterator, Optional
 
 from . import evidence, prompts
 from .errors import GeneratorError
+from .extractive import ExtractiveGenerator
 from .generators import Generator, register
 from .local_weights import model_file, unavailable_reason
 from .models import Source
@@ -128,8 +129,7 @@ class LocalGenerator(Generator):
         question's rare words, the model gets a second look at that sentence alone: this model
         sometimes declines what a passage plainly answers (on the seed questions such a sentence
         held 0.49-1.0 of the question's rare words, against 0.17-0.48 for unanswerable ones)."""
-        selection = evidence.select(question, sources, self._embedder(),
-                                     budget_chars=self.settings.local_budget_chars)
+        selection = self._reading(question, sources)
         max_tokens = self.settings.max_answer_tokens
         held: Optional[str] = ""
         for delta in self.chat_stream(answer_messages(question, selection.passages), max_tokens):
@@ -147,6 +147,15 @@ class LocalGenerator(Generator):
             yield from self.chat_stream(second, max_tokens)
         else:
             yield held
+
+    def _reading(self, question: str, sources: list[Source]) -> evidence.Selection:
+        """What the model reads: the sentences the extractive answer would quote (with the context
+        each needs), so both generators rest on one choice of evidence, measured on the dev sets;
+        when none is quotable, the best units by the question's words, which the model may decline."""
+        chosen = ExtractiveGenerator(self.settings, embedder=self._embedder()).choose(question, sources)
+        if not chosen:
+            return evidence.select(question, sources, self._embedder(), budget_chars=self.settings.local_budget_chars)
+        return evidence.Selection(evidence.as_passages(chosen), evidence.as_passages(chosen[:1]), 1.0, chosen)
 
     def _embedder(self):
         """The process's embedding model (already loaded for retrieval) to pick sentences with."""

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from rag import RAG
 from rag.models import Answer, Source
 from rageval.beir import corpus_id_of, doc_file_name
 from rageval.data import QAItem, load_qa
@@ -376,7 +377,9 @@ def test_eval_qa_with_the_llamaindex_peer_and_a_mock_llm(tmp_path):
                      peer="llamaindex", peer_llm=MockLLM(), out=out)
     assert json.loads(out.read_text()) == json.loads(json.dumps(result, ensure_ascii=False))
     assert [r["id"] for r in result["questions"]] == ["p1", "p2"]  # --limit 2
-    assert isinstance(Settings.llm, MockLLM) and Settings.embed_model.model_name == "all-MiniLM-L6-v2"
+    # the peer embeds with the very model the project's store was built with
+    project_store = RAG(docs_dir=docs, store_dir=tmp_path / "store").store.store_record()["embed_model"]
+    assert isinstance(Settings.llm, MockLLM) and Settings.embed_model.model_name == project_store
     peer = result["peer"]
     assert peer["name"] == "llamaindex" and peer["documents"] == 2 and peer["chunks"] == 2
     assert [r["id"] for r in peer["questions"]] == ["p1", "p2"]

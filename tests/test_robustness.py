@@ -118,7 +118,10 @@ def test_second_writer_refused_and_killed_indexer_leaves_a_usable_store(seeded_s
     bot = RAG(docs_dir=docs, store_dir=store)
     assert len(bot.documents()) == 4 + bulk
     assert_consistent(bot)
-    assert "Moore Threads" in bot.retrieve("Moore Threads GPUs closing line")[0].text
+    # BM25 caught up with the line the killed run added (the hybrid top depends on which of the
+    # synthetic documents, all dense look-alikes of a short query, the killed run committed)
+    assert "Moore Threads" in bot.retrieve("Moore Threads GPUs closing line", mode="bm25")[0].text
+    assert any("Moore Threads" in s.text for s in bot.retrieve("Moore Threads GPUs closing line", top_k=5))
 
 
 INTERRUPTIONS = [("store", "add_chunks"), ("store", "commit_documents"), ("store", "publish"),
