@@ -48,6 +48,20 @@ def test_a_how_many_answer_without_a_number_is_not_an_answer(seeded_store):
     assert a.generator == "extractive" and "significant funding" not in a.answer
 
 
+def test_a_model_declining_what_a_passage_answers_gives_way_to_quotes(seeded_store):
+    MockGenerator.script(NOT_FOUND)
+    a = bot_of(seeded_store).ask(QUESTION, generator="mock")
+    assert a.answered and a.generator == "extractive" and "found no answer" in a.fallback_reason
+    assert "chip" in a.answer.lower() and markers_in(a.answer)
+
+
+def test_a_model_declining_what_no_passage_answers_stays_declined(seeded_store):
+    MockGenerator.script(NOT_FOUND)
+    bot = RAG(seeded_store.settings, min_similarity=-1.0)  # the passages reach the model
+    a = bot.ask("What was Nvidia's closing share price last Friday?", generator="mock")
+    assert not a.answered and a.answer == NOT_FOUND and a.generator == "mock" and a.fallback_reason is None
+
+
 def test_an_echo_is_not_an_answer(seeded_store):
     MockGenerator.script("A critical barrier remains to China's AI self-sufficiency.")
     a = bot_of(seeded_store).ask(QUESTION, generator="mock")
