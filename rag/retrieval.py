@@ -152,16 +152,23 @@ class Retriever:
                 if meta is not None and committed(meta["doc_id"], meta["doc_sha256"]):
                     dense[cid] = (meta, text, 1.0 - float(dist))
         bm25: dict[str, tuple[str, float]] = {}
+        every_match = False
         if mode in ("hybrid", "bm25"):
             limit = None if only is None else list(catalog)
-            bm25 = {cid: (doc_id, score) for cid, doc_id, sha, score in view.lexical.search(question, n, limit)
-                    if committed(doc_id, sha)}
+            hits = view.lexical.search(question, n, limit)
+            every_match = len(hits) < n
+            bm25 = {cid: (doc_id, score) for cid, doc_id, sha, score in hits if committed(doc_id, sha)}
         s = self.settings
         if s.fusion == "rrf":
             fused = rrf_fuse([(list(dense), s.dense_weight), (list(bm25), s.bm25_weight)], s.rrf_k)
         else:
-            fused = zscore_fuse([({cid: d[2] for cid, d in dense.items()}, s.dense_weight),
-                                 ({cid: b[1] for cid, b in bm25.items()}, s.bm25_weight)])
+            lexical = {cid: b[1] for cid, b in bm25.items()}
+            if every_match:
+                # Every chunk holding a question word is listed, so the others score 0, a known score:
+                # one rare-word hit among 40,000 look-alikes then stands out instead of standardising
+                # to nothing against itself.
+                lexical = {**dict.fromkeys(dense, 0.0), **lexical}
+            fused = zscore_fuse([({cid: d[2] for cid, d in dense.items()}, s.dense_weight), (lexical, s.bm25_weight)])
         return catalog, dense, bm25, fused
 
     def retrieve(self, question: str, top_k: int | None = None, mode: Mode = "hybrid",

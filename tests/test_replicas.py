@@ -258,13 +258,15 @@ def test_two_replicas_follow_what_a_third_process_indexes_on_one_chroma_server(c
     try:
         # 1. An indexer holds the lease while the replicas start: both are refused at start (and
         # follow instead), and so is another `rag index`, each told who holds it.
+        # Loaded first: this process indexes in step 4, and loading the model (an ONNX export on a
+        # fresh machine) holds the GIL for seconds, long enough to starve the renewal of a 5 s lease.
+        here.embedder.embed(["warm-up"])
         with here.store.write_lease():
             replicas = [Replica(tmp_path / f"replica{i}", subprocess_env(**shared)) for i in range(2)]
             other = rag_cli("index", env={**shared, "RAG_STORE_DIR": str(tmp_path / "other")})
             assert other.returncode == 1, other.stderr
             assert re.match(rf"error: the index on chroma server http://127.0.0.1:{chroma_port} \(collection "
                             rf"{collection}\) is being written by {holder_pattern(os.getpid())}", other.stderr)
-            here.embedder.embed(["warm-up"])  # loaded meanwhile: this process indexes in step 4
             for r in replicas:
                 _until("the replicas started", lambda r=r: r.health() == {"status": "ok", "version": 0,
                                                                       "indexing": False}, 180, 0.5)

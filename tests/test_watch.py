@@ -185,7 +185,10 @@ def test_rag_index_watch_prints_each_change_until_interrupted(tmp_path):
     env.update(HF_HUB_OFFLINE="1", TRANSFORMERS_OFFLINE="1")
     proc = subprocess.Popen([sys.executable, "-m", "rag", "index", "--watch", "--json", "--docs", str(docs),
                              "--store", str(tmp_path / "store")], cwd=ROOT, env=env, text=True,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            # A suite started in the background (`cmd &` without job control) ignores
+                            # SIGINT, and children inherit that: Ctrl+C is what this test is about.
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     try:
         first = proc.stdout.readline()  # the first run's report
         assert '"added": 1' in first
