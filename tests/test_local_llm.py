@@ -212,12 +212,16 @@ def test_openai_generator_against_llama_cpp_http_server(seeded_store, local_mode
     assert resolve_name(bot.settings) == ("openai", None)
 
     # The whole pipeline streams through the endpoint (one passage keeps the prompt short on 2 cores).
-    # The generic prompt is written for larger models; this 1.5B model may decline under it, so
-    # only the round trip is checked here and the grounded answer below.
+    # The generic prompt is written for larger models; this 1.5B model may decline under it (then
+    # the passage's quotable sentence answers, labelled), so only the round trip is checked here
+    # and the grounded answer below.
     stream = bot.ask_stream(q["question"], top_k=1)
     deltas = list(stream)
     answer = stream.answer
-    assert answer.generator == "openai" and answer.fallback_reason is None
+    if answer.generator == "openai":
+        assert answer.fallback_reason is None
+    else:
+        assert answer.generator == "extractive" and "openai model found no answer" in answer.fallback_reason
     assert len(deltas) > 3 and "".join(deltas).strip()
     assert set(markers_in(answer.answer)) <= {1}
     assert answer.answered or answer.answer == NOT_FOUND
