@@ -270,7 +270,9 @@ def test_two_replicas_follow_what_a_third_process_indexes_on_one_chroma_server(c
             for r in replicas:
                 _until("the replicas started", lambda r=r: r.health() == {"status": "ok", "version": 0,
                                                                       "indexing": False}, 180, 0.5)
-                assert "note: not indexing at start: the index on chroma server" in r.log.read_text()
+                # its start-up run may come a moment after /health answers: wait for its refusal
+                _until("the replica's start-up run was refused",
+                       lambda r=r: "note: not indexing at start: the index on chroma server" in r.log.read_text(), 60)
 
         # 2. `rag index` in a third process adds the documents: both replicas answer from the new
         # one, citing it, within 10 s of the run's end.
