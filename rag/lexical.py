@@ -135,8 +135,11 @@ class LexicalIndex:
         if not known:
             return []
         scores = retriever.get_scores(known)
-        pool = np.arange(len(ids)) if rows is None else rows
-        n = min(n, len(pool))
-        top = pool[np.argpartition(-scores[pool], n - 1)[:n]]
+        if rows is None:  # all rows: no index array and copy of a million scores per question
+            n = min(n, len(scores))
+            top = np.argpartition(scores, len(scores) - n)[len(scores) - n :]
+        else:
+            n = min(n, len(rows))
+            top = rows[np.argpartition(-scores[rows], n - 1)[:n]]
         top = top[np.argsort(-scores[top])]
         return [(ids[i], doc_ids[i], shas[i], float(scores[i])) for i in top if scores[i] > 0]
