@@ -59,13 +59,13 @@ class Retriever:
         self.settings, self.store, self.lexical, self.embedder = settings, store, lexical, embedder
         self._sync_lock = threading.Lock()  # questions at once after a re-index: one rebuild
 
-    def sync_lexical(self, force: bool = False):
-        """Bring the BM25 index up to the store's version: load it from disk, else rebuild it."""
+    def sync_lexical(self, force: bool = False, version: Optional[int] = None):
+        """Bring the BM25 index up to the store's version (as just read, or read here): load it from
+        disk, else rebuild it."""
         with self._sync_lock:
-            self._sync_lexical(force)
+            self._sync_lexical(force, self.store.version() if version is None else version)
 
-    def _sync_lexical(self, force: bool):
-        version = self.store.version()
+    def _sync_lexical(self, force: bool, version: int):
         if not force and self.lexical.version == version:
             return
         if not force and self.lexical.load() and self.lexical.version == version:
@@ -79,8 +79,8 @@ class Retriever:
         )
         self.lexical.build(version, rows)
 
-    def _committed(self):
-        catalog = self.store.catalog()
+    def _committed(self, version: Optional[int] = None):
+        catalog = self.store.catalog(version=version)
 
         def committed(doc_id: str, sha: str) -> bool:
             # Chunks of a version that is not (or no longer) in the catalog are mid-update.
@@ -90,16 +90,17 @@ class Retriever:
         return catalog, committed
 
     def _search(self, question: str, n: int, mode: Mode, qvec: np.ndarray | None,
-                only: Optional[Collection[str]] = None):
+                only: Optional[Collection[str]] = None, version: Optional[int] = None):
         """Candidates of each ranking, best first, committed only: dense as chunk id -> (meta, text,
         cosine), BM25 as chunk id -> (doc id, score); and the fused score of every candidate.
-        only: the documents searched (None: all); both rankings pick their n among those alone."""
-        catalog, committed = self._committed()
+        only: the documents searched (None: all); both rankings pick their n among those alone.
+        version: the store's version as the caller read it (None: read it here)."""
+        catalog, committed = self._committed(version)
         if only is not None:
             catalog = {d: e for d, e in catalog.items() if d in only}
         if not catalog:
             return {}, {}, {}, {}
-        self.sync_lexical()
+        self.sync_lexical(version=version)
         dense: dict[str, tuple[dict, str, float]] = {}
         if mode in ("hybrid", "dense"):
             assert qvec is not None  # callers embed the question for every mode but bm25
@@ -127,19 +128,21 @@ class Retriever:
         """The top_k passages; doc_ids: from these documents only (None: from all)."""
         only = None if doc_ids is None else frozenset(doc_ids)
         version = self.store.version()
-        sources = self._retrieve(question, top_k, mode, query_vector, only)
-        if self.store.version() != version:
+        sources = self._retrieve(question, top_k, mode, query_vector, only, version)
+        now = self.store.version()
+        if now != version:
             # A re-index published while we searched and may have deleted the old versions our
             # catalog named: search again, against the new catalog.
-            sources = self._retrieve(question, top_k, mode, query_vector, only)
+            sources = self._retrieve(question, top_k, mode, query_vector, only, now)
         return sources
 
     def _retrieve(self, question: str, top_k: int | None, mode: Mode,
-                  query_vector: np.ndarray | None, only: Optional[frozenset[str]] = None) -> list[Source]:
+                  query_vector: np.ndarray | None, only: Optional[frozenset[str]] = None,
+                  version: Optional[int] = None) -> list[Source]:
         top_k = top_k or self.settings.top_k
         n = max(self.settings.candidates, top_k)
         qvec = query_vector if query_vector is not None else self.embedder.embed([question])[0]
-        catalog, dense, _, fused = self._search(question, n, mode, qvec, only)
+        catalog, dense, _, fused = self._search(question, n, mode, qvec, only, version)
         if not catalog:
             return []
         found = dict(dense)

@@ -223,10 +223,12 @@ class Store:
         self._write_store_record(**fields)
 
     # ---- catalog ---------------------------------------------------------------------------
-    def catalog(self, fresh: bool = False) -> dict[str, CatalogEntry]:
-        """Committed documents; cached until the store version moves."""
+    def catalog(self, fresh: bool = False, version: Optional[int] = None) -> dict[str, CatalogEntry]:
+        """Committed documents; cached until the store version moves. version: the store's version
+        as the caller just read it (a question reads it once for all its steps; each read is a
+        Chroma call, and on a busy machine each call waits its turn for a CPU)."""
         with self._catalog_lock:
-            version = self.version()
+            version = self.version() if version is None else version
             if fresh or self._catalog is None or version != self._catalog_version:
                 cat = {}
                 for id_, meta, _, _ in self._pages(self.docs, ["metadatas"]):
