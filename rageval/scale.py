@@ -121,7 +121,8 @@ def _anchors(bot, path: Path, pool: list[str], reading: str) -> np.ndarray:
 
 
 # ---- child process: open the store, build BM25, answer the questions -------------------------------
-def measure(store_dir: Path, questions: list[str], n: int, host: Optional[str] = None, port: int = 0) -> dict:
+def measure(store_dir: Path, questions: list[str], n: int, host: Optional[str] = None, port: int = 0,
+            server_pid: Optional[int] = None) -> dict:
     """A fresh process, as `rag serve` starts: open the store (embedded, or the server at host:port),
     build BM25 from it, then time n questions through RAG.retrieve with the stages beside."""
     from rag.api import RAG
@@ -150,18 +151,24 @@ def measure(store_dir: Path, questions: list[str], n: int, host: Optional[str] =
     first_ms = (time.perf_counter() - t0) * 1000
     for q in questions[1:6]:
         bot.retrieve(q)
-    took, stages = _timed_queries(bot, questions, n, StageTimer())
+    server_cpu = _cpu_seconds(server_pid)
+    took, cpu, stages = _timed_queries(bot, questions, n, StageTimer())
+    server_cpu = _cpu_seconds(server_pid) - server_cpu
     return {"catalog_documents": len(catalog), "catalog_load_s": round(catalog_s, 2), "bm25": bm25,
             "first_query_ms": round(first_ms, 1),
             "query_ms_p50": round(percentile(took, 50) * 1000, 1),
             "query_ms_p95": round(percentile(took, 95) * 1000, 1),
             "query_ms_max": round(max(took) * 1000, 1), "queries": n,
+            "query_cpu_ms_p50": round(percentile(cpu, 50) * 1000, 1),
+            "query_cpu_ms_p95": round(percentile(cpu, 95) * 1000, 1),
+            "server_cpu_ms_mean": round(server_cpu / n * 1000, 1) if server_pid else None,
             "stage_ms_mean": {k: round(v / n * 1000, 2) for k, v in stages.items()},
             "rss_at_start_mb": base, "rss_mb": _rss_mb(), "peak_rss_mb": _peak_mb()}
 
 
-def _timed_queries(bot, questions: list[str], n: int, timer) -> tuple[list[float], dict[str, float]]:
-    """Seconds per RAG.retrieve, and the seconds spent in each stage over all n of them."""
+def _timed_queries(bot, questions: list[str], n: int, timer) -> tuple[list[float], list[float], dict[str, float]]:
+    """Seconds per RAG.retrieve, wall-clock and CPU (this process's, all threads: what a busy
+    neighbour disturbs less), and the seconds spent in each stage over all n of them."""
     r = bot.retriever
     timer.wrap(r.embedder, "embed", "embed question")
     timer.wrap(r.store, "query", "vector search (Chroma)")
@@ -169,18 +176,27 @@ def _timed_queries(bot, questions: list[str], n: int, timer) -> tuple[list[float
     timer.wrap(r.store, "catalog", "catalog (cached; with a version check)")
     timer.wrap(r.store, "version", "store version check")
     timer.wrap(r.store.chunks, "get", "fetch BM25-only passages")
-    took = []
+    took, cpu = [], []
     try:
         for i in range(n):
-            t0 = time.perf_counter()
+            t0, c0 = time.perf_counter(), time.process_time()
             bot.retrieve(questions[i % len(questions)])
             took.append(time.perf_counter() - t0)
+            cpu.append(time.process_time() - c0)
     finally:
         timer.restore()
     total = sum(took)
     stages = dict(timer.seconds)
     stages["other (fusion, python)"] = max(0.0, total - sum(stages.values()))
-    return took, stages
+    return took, cpu, stages
+
+
+def _cpu_seconds(pid: Optional[int]) -> float:
+    """CPU seconds another process (the Chroma server) has used so far; 0 when there is none."""
+    if not pid:
+        return 0.0
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")  # utime + stime
 
 
 # ---- a `chroma run` server on the same files --------------------------------------------------------
@@ -257,7 +273,7 @@ def _measure_size(work: Path, store: Path, questions: list[str], queries: int, s
     if server:
         with ChromaServer(store / "chroma", work / "chroma_server.log") as srv:
             got = _child("measure", store_dir=work / "server_client", questions=questions, n=queries,
-                         host="127.0.0.1", port=srv.port)
+                         host="127.0.0.1", port=srv.port, server_pid=srv.proc.pid if srv.proc else None)
             row["server"] = {**got, **srv.memory()}
         shutil.rmtree(work / "server_client", ignore_errors=True)
         row["load_avg_end"] = _load()
@@ -355,7 +371,8 @@ def main(argv: list[str]) -> int:
     if step == "grow":
         got = grow(Path(args["store_dir"]), Path(args["work"]), args["first_doc"], args["target"])
     else:
-        got = measure(Path(args["store_dir"]), args["questions"], args["n"], args.get("host"), args.get("port", 0))
+        got = measure(Path(args["store_dir"]), args["questions"], args["n"], args.get("host"), args.get("port", 0),
+                      args.get("server_pid"))
     print(json.dumps(got))
     return 0
 
