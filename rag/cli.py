@@ -315,12 +315,25 @@ def cmd_eval(args) -> int:
 def cmd_bench(args) -> int:
     from rageval import bench
 
+    if args.scale:
+        return _bench_scale(args)
     plan = bench.Plan.quick() if args.quick else bench.Plan()
     if args.sizes:
         plan.sizes = tuple(sorted(int(x) for x in args.sizes.split(",")))
     result = bench.run(Path(args.out), plan, scifact_dir=Path(args.scifact) if args.scifact else bench.SCIFACT,
                        show_progress=not args.json)
     print(_json(result, ensure_ascii=True) if args.json else clean_text(bench.format_result(result)))
+    return 0
+
+
+def _bench_scale(args) -> int:
+    from rageval import bench, scale
+
+    sizes = sorted({int(x.replace("_", "")) for x in args.scale.split(",")})
+    result = scale.run_scale(Path(args.out), sizes, queries=args.queries, server=not args.no_server,
+                             work=Path(args.work) if args.work else None, keep=args.keep,
+                             scifact_dir=Path(args.scifact) if args.scifact else bench.SCIFACT)
+    print(_json(result, ensure_ascii=True) if args.json else clean_text(scale.format_scale(result)))
     return 0
 
 
@@ -383,6 +396,12 @@ def build_parser() -> argparse.ArgumentParser:
 
     _add_conversations(sub, common)
 
+    _add_eval(sub, common)
+    _add_bench(sub)
+    return p
+
+
+def _add_eval(sub, common) -> None:
     sp = sub.add_parser("eval", help="measure retrieval (BEIR data set) or answer quality (question file)")
     ev = sp.add_subparsers(dest="eval_command", required=True)
     e = ev.add_parser("beir", help="nDCG@10, recall, MRR and latency on a BEIR-format data set")
@@ -402,15 +421,23 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--json", action="store_true")
     e.set_defaults(func=cmd_eval)
 
+
+
+def _add_bench(sub) -> None:
     sp = sub.add_parser("bench", help="speed: embedding vs indexing, re-index, query latency by corpus size")
     sp.add_argument("--out", default="bench_out", help="folder for bench.json and the plots (default bench_out/)")
     sp.add_argument("--quick", action="store_true", help="tiny sizes, for a smoke test")
     sp.add_argument("--sizes", help="comma-separated store sizes in chunks (default 1000,...,100000)")
     sp.add_argument("--scifact", help="BEIR SciFact folder whose abstracts feed the synthetic corpus")
+    sp.add_argument("--scale", help="instead: the large-store bench at these sizes in chunks (e.g. "
+                    "10000,100000,1000000), synthetic 20-40-chunk documents with generated vectors")
+    sp.add_argument("--queries", type=int, default=200, help="--scale: timed questions per size (default 200)")
+    sp.add_argument("--no-server", action="store_true", help="--scale: embedded store only, no `chroma run`")
+    sp.add_argument("--work", help="--scale: folder for the store being grown (default OUT/scale_work)")
+    sp.add_argument("--keep", action="store_true",
+                    help="--scale: keep the store, and grow a kept one instead of starting over")
     sp.add_argument("--json", action="store_true")
     sp.set_defaults(func=cmd_bench)
-    return p
-
 
 def main(argv: Optional[list[str]] = None) -> int:
     args = build_parser().parse_args(argv)

@@ -111,11 +111,12 @@ class Retriever:
         if not force and lexical.load() and lexical.version == version:
             return View(version, self.store.catalog(), lexical)
         cat = self.store.catalog(fresh=True)
-        rows = [
+        # a generator: BM25 reads the store's pages as it indexes them, never all texts at once
+        rows = (
             (cid, meta["doc_id"], meta["doc_sha256"], f"{meta.get('title', '')}\n{text}")
             for cid, meta, text in self.store.iter_chunk_metadata(include_text=True)
             if meta["doc_id"] in cat and cat[meta["doc_id"]].sha256 == meta["doc_sha256"]
-        ]
+        )
         lexical.build(version, rows)
         return View(version, cat, lexical)
 

@@ -249,10 +249,12 @@ class Store:
         return held if held is not None and held.expires > time.time() else None
 
     # ---- catalog ---------------------------------------------------------------------------
-    def catalog(self, fresh: bool = False) -> dict[str, CatalogEntry]:
-        """Committed documents; cached until the store version moves."""
+    def catalog(self, fresh: bool = False, version: Optional[int] = None) -> dict[str, CatalogEntry]:
+        """Committed documents; cached until the store version moves. version: the store's version
+        as the caller just read it (a question reads it once for all its steps; each read is a
+        Chroma call, and on a busy machine each call waits its turn for a CPU)."""
         with self._catalog_lock:
-            version = self.version()
+            version = self.version() if version is None else version
             if fresh or self._catalog is None or version != self._catalog_version:
                 cat = {}
                 for id_, meta, _, _ in self._pages(self.docs, ["metadatas"]):
@@ -377,7 +379,9 @@ class Store:
     def query(self, vector: np.ndarray, n: int, doc_ids: Optional[list[str]] = None) -> dict:
         """The n chunks nearest vector, as Chroma's query answers; doc_ids: among those documents'
         chunks only (a `where` filter, so the n nearest are chosen inside them)."""
-        n = max(1, min(n, self.chunks.count()))
+        # No clamp to the collection's size: Chroma 1.5.9 answers fewer than n (or none) without
+        # complaint, and count() scans the whole collection (60 ms at a million chunks, per question).
+        n = max(1, n)
         include = ["metadatas", "documents", "distances"]
         if doc_ids is None:
             return self.chunks.query(query_embeddings=[vector], n_results=n, include=include)

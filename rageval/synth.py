@@ -139,3 +139,58 @@ def synthetic_chunks(maker: TextMaker, start: int, n_docs: int, per_doc: int = S
         entries.append(CatalogEntry(doc_id, sha, title, f"{i:07d}.txt", per_doc, time.time()))
         chunks.extend(cs)
     return entries, chunks
+
+
+# ---- documents of realistic size, for `rag bench --scale` -----------------------------------------
+# 20-40 chunks a document, ~100-150 words a chunk (the chunker's 200 tokens), the last sentence of a
+# chunk repeated at the start of the next when short (the chunker's 30-token overlap).
+REALISTIC_CHUNKS = (20, 40)
+_KINDS = ((".txt", 5), (".pdf", 3), (".md", 2))  # file types, by weight
+
+
+def realistic_document(pool: list[str], i: int, reading: str, seed: int = 5) -> tuple[CatalogEntry, list[Chunk]]:
+    """Document number i, the same whichever order documents are made in (its own seeded random):
+    the catalog entry and chunks (ids, offsets, pages, section headings) as the indexer writes them."""
+    import hashlib
+
+    rng = random.Random(seed * 1_000_003 + i)
+    kind = rng.choices([k for k, _ in _KINDS], [w for _, w in _KINDS])[0]
+    title = " ".join(rng.choice(pool).split()[: rng.randint(4, 10)]).rstrip(".,;:")
+    doc_id = f"synth/{i // 1000:04d}/doc{i:07d}{kind}"
+    file_name = doc_id.rsplit("/", 1)[1]
+    sha = hashlib.sha256(f"synthetic document {i}".encode()).hexdigest()
+    chunks: list[Chunk] = []
+    offset, carry = len(title) + 2, ""  # the text opens with the title line and a blank line
+    heading = ""
+    for n in range(rng.randint(*REALISTIC_CHUNKS)):
+        sentences: list[str] = [carry] if carry else []
+        words, want = sum(len(x.split()) for x in sentences), rng.randint(100, 150)
+        while words < want:
+            sentences.append(rng.choice(pool))
+            words += len(sentences[-1].split())
+        text = " ".join(sentences)
+        start = offset - (len(carry) + 1 if carry else 0)
+        page, location = None, ""
+        if kind == ".pdf":
+            page = 1 + n // 3
+            location = f"p. {page}"
+        elif kind == ".md":
+            if n % 8 == 0:
+                heading = " ".join(rng.choice(pool).split()[:5]).rstrip(".,;:")
+            location = f"§ {heading[:80]}"
+        key = f"{doc_id}\0{sha}\0{reading}\0{n}"
+        chunks.append(Chunk(hashlib.sha1(key.encode()).hexdigest(), doc_id, title, file_name, text,
+                            start, start + len(text), sha, page, location))
+        offset = start + len(text) + 1
+        carry = sentences[-1] if len(sentences[-1].split()) <= 22 else ""
+    return CatalogEntry(doc_id, sha, title, file_name, len(chunks), time.time()), chunks
+
+
+def generated_vectors(anchors: np.ndarray, n: int, rng: np.random.Generator) -> np.ndarray:
+    """Unit vectors from a seeded generator, not from the model: a random blend of two real chunk
+    vectors (anchors) plus Gaussian noise, so they spread over the region real chunks occupy."""
+    a = anchors[rng.integers(0, len(anchors), n)]
+    b = anchors[rng.integers(0, len(anchors), n)]
+    w = rng.uniform(0.3, 1.0, (n, 1)).astype(np.float32)
+    vecs = w * a + (1 - w) * b + rng.normal(0, 0.04, a.shape).astype(np.float32)
+    return (vecs / np.linalg.norm(vecs, axis=1, keepdims=True)).astype(np.float32)

@@ -342,6 +342,37 @@ def test_bench_quick_json_and_plots(tmp_path):
     assert not (out_dir / "work").exists()  # scratch stores are cleaned up
 
 
+@pytest.mark.slow
+def test_bench_scale_reports_every_figure_per_size(tmp_path):
+    """`rag bench --scale` at a tiny scale: each size has its build, disk, the embedded figures and
+    the `chroma run` server's beside them; the store is grown, not rebuilt, and cleaned up after."""
+    out_dir = tmp_path / "scale"
+    r = rag_cli("bench", "--scale", "400,1200", "--queries", "5", "--out", str(out_dir), "--json", timeout=900)
+    assert r.returncode == 0, r.stderr
+    out = json.loads(r.stdout.strip().splitlines()[-1])
+    assert "generated" in out["vectors"] and out["targets_at_chunks"] == out["by_size"][-1]["chunks"]
+    assert set(out["targets_met"]) == {"query_ms_p50", "query_ms_p95", "peak_rss_mb"}
+    sizes = out["by_size"]
+    assert [s["chunks"] >= want for s, want in zip(sizes, (400, 1200))] == [True, True]
+    assert sizes[1]["build"]["documents_added"] < sizes[1]["documents"]  # grown from the first store
+    per_run = {"query_ms_p50", "query_ms_p95", "first_query_ms", "peak_rss_mb", "catalog_documents",
+               "stage_ms_mean", "bm25"}
+    for s in sizes:
+        assert 20 <= s["chunks"] / s["documents"] <= 40  # documents of realistic size
+        assert s["chroma_disk_mb"] > 0 and s["build"]["seconds"] >= 0 and s["build"]["peak_rss_mb"] > 0
+        assert {"load_avg_start", "load_avg_end"} <= set(s)
+        for mode in ("embedded", "server"):
+            m = s[mode]
+            assert set(m) >= per_run and m["catalog_documents"] == s["documents"]
+            assert 0 < m["query_ms_p50"] <= m["query_ms_p95"]
+            assert set(m["bm25"]) >= {"build_s", "rss_held_mb", "peak_rss_during_build_mb", "disk_mb", "load_s"}
+        assert s["server"]["server_peak_rss_mb"] > 0
+    assert [Path(p).name for p in out["plots"]] == ["scale_vs_chunks.png"]
+    assert Path(out["plots"][0]).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert json.loads((out_dir / "scale.json").read_text())["by_size"] == sizes
+    assert not (out_dir / "scale_work").exists()
+
+
 # ---- the peer: stock LlamaIndex, scored the same way -------------------------------------------
 PEER_DOCS = {
     "zorblat.txt": "The Zorblat Festival\n\nThe Zorblat festival is held every spring in the town of Quenville. "

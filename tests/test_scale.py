@@ -101,6 +101,35 @@ def test_paged_read_survives_deletes_behind_it(tmp_path, small_pages):
     assert set(order[5:]) <= set(seen)  # nothing that is still there was skipped
 
 
+def test_bm25_built_page_by_page_scores_as_bm25s_does(tmp_path, monkeypatch):
+    """The BM25 build reads its rows a page at a time (rag/lexical.py) and makes bm25s's score
+    matrix itself: the scores are bm25s.BM25.index's to the bit, and search, save and load agree."""
+    import bm25s
+    import numpy as np
+
+    from rag import lexical
+
+    monkeypatch.setattr(lexical, "_BUILD_PAGE", 7)
+    words = ["kettle", "lantern", "compass", "ledgers", "saddle", "running", "runners", "ran", "anchor"]
+    rows = [(f"c{i}", f"d{i % 9}", f"s{i % 9}", " ".join(words[(i * k) % 9] for k in range(1, 2 + i % 11)))
+            for i in range(60)]
+    rows.append(("c-empty", "d0", "s0", "the and of"))  # no terms at all, as bm25s allows
+    index = lexical.LexicalIndex(tmp_path / "bm25")
+    index.build(3, iter(rows))
+    stock = bm25s.BM25(k1=index.k1, b=index.b)
+    stock.index(index.tokenize([r[3] for r in rows]), show_progress=False)
+    assert set(index.retriever.vocab_dict) == set(stock.vocab_dict)
+    for question in ["kettle lantern", "runners running", "anchor anchor saddle"]:
+        terms = [t for t in index.tokenize([question])[0] if t in stock.vocab_dict]
+        assert np.array_equal(index.retriever.get_scores(terms), stock.get_scores(terms))
+    found = index.search("running anchor", 5)
+    reloaded = lexical.LexicalIndex(tmp_path / "bm25")
+    assert reloaded.load() and reloaded.version == 3 and reloaded.search("running anchor", 5) == found
+    assert len(found) == 5 and [f[3] for f in found] == sorted((f[3] for f in found), reverse=True)
+    assert all(f[1] in {"d1", "d2"} for f in reloaded.search("running anchor", 5, only={"d1", "d2"}))
+    assert reloaded.doc_ids[0] is reloaded.doc_ids[9]  # one string per document, not per row
+
+
 @pytest.mark.slow
 def test_forty_thousand_documents_index_reindex_delete_ask(tmp_path):
     n = 40_300
