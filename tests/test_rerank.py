@@ -5,6 +5,7 @@ nothing, which is the point: the order retrieval returns can only be the cross-e
 from __future__ import annotations
 
 import socket
+import threading
 
 import pytest
 
@@ -36,12 +37,15 @@ def cross_encoder(tmp_path_factory):
 
 @pytest.fixture
 def no_network(monkeypatch):
-    """Every connection attempt made while the test runs, loopback or not (none is expected)."""
+    """Every connection attempt the test's own thread makes, loopback or not (none is expected).
+    Threads other tests left running (a server's client, a store follower) may connect meanwhile:
+    they are not this test's, and the suite's guard still blocks them from leaving the machine."""
     attempts: list = []
     real = socket.socket.connect
+    mine = threading.get_ident()
 
     def connect(self, address):
-        if self.family in (socket.AF_INET, socket.AF_INET6):
+        if self.family in (socket.AF_INET, socket.AF_INET6) and threading.get_ident() == mine:
             attempts.append(address)
             raise ConnectionRefusedError(f"test_rerank: connection to {address!r} blocked")
         return real(self, address)
