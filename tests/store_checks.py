@@ -44,6 +44,17 @@ def assert_consistent(bot):
     assert set(lexical.ids) == committed_ids
 
 
+def stop_process(proc: subprocess.Popen, grace: float) -> None:
+    """Terminate, then kill what is still running after `grace` seconds."""
+    if proc.poll() is None:
+        proc.terminate()
+        try:
+            proc.wait(grace)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
 def wait_heartbeat(port: int, timeout: float = 60.0, proc: subprocess.Popen | None = None):
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -74,13 +85,8 @@ class ChromaServer:
         return self
 
     def stop(self):
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
+        if self.proc is not None:
+            stop_process(self.proc, 10)
         self.proc = None
 
 

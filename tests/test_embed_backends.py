@@ -37,6 +37,14 @@ def cache_dir(tmp_path_factory) -> Path:
     return tmp_path_factory.mktemp("embed-cache")
 
 
+def _docs(tmp_path: Path) -> Path:
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    for name, text in DOCS.items():
+        (docs / name).write_text(text)
+    return docs
+
+
 def _embedder(backend: str, cache: Path):
     return get_embedder(Settings(embed_backend=backend, embed_cache_dir=cache))
 
@@ -82,10 +90,7 @@ def test_an_unwritable_cache_folder_says_which_setting_to_change(tmp_path):
 
 
 def test_torch_and_onnx_share_a_store_but_int8_keeps_its_own(tmp_path, cache_dir):
-    docs = tmp_path / "docs"
-    docs.mkdir()
-    for name, text in DOCS.items():
-        (docs / name).write_text(text)
+    docs = _docs(tmp_path)
     common = {"docs_dir": docs, "embed_cache_dir": cache_dir, "generator": "extractive"}
     int8 = RAG(store_dir=tmp_path / "int8", embed_backend="onnx-int8", **common)
     assert int8.index().added == 3
@@ -111,10 +116,7 @@ def test_torch_and_onnx_share_a_store_but_int8_keeps_its_own(tmp_path, cache_dir
 
 
 def test_auto_builds_new_stores_in_int8_and_reads_older_stores_with_their_own_vectors(tmp_path, cache_dir):
-    docs = tmp_path / "docs"
-    docs.mkdir()
-    for name, text in DOCS.items():
-        (docs / name).write_text(text)
+    docs = _docs(tmp_path)
     common = {"docs_dir": docs, "embed_cache_dir": cache_dir, "generator": "extractive"}
     assert Settings().embed_backend == "auto"
     new = RAG(store_dir=tmp_path / "new", **common)
@@ -131,10 +133,7 @@ def test_auto_builds_new_stores_in_int8_and_reads_older_stores_with_their_own_ve
 
 @pytest.mark.parametrize("backend", ["onnx", "onnx-int8"])
 def test_index_and_retrieve_end_to_end_on_onnx(backend, tmp_path, cache_dir):
-    docs = tmp_path / "docs"
-    docs.mkdir()
-    for name, text in DOCS.items():
-        (docs / name).write_text(text)
+    docs = _docs(tmp_path)
     bot = RAG(docs_dir=docs, store_dir=tmp_path / "store", embed_backend=backend, embed_cache_dir=cache_dir,
               generator="extractive")
     report = bot.index()

@@ -30,7 +30,7 @@ from rag.store import Store
 from rag.store_lease import LEASE_ID, WriteLease, read_holder
 
 from .conftest import ROOT, free_port, rag_cli
-from .store_checks import assert_consistent, subprocess_env, write_corpus
+from .store_checks import assert_consistent, stop_process, subprocess_env, write_corpus
 from .test_chroma_server import chroma_port  # noqa: F401 - the fixture: the suite's server, else our own
 
 FERRY = "# The night ferry\n\nThe night ferry to Korsholm is called Aurora Borealis and it leaves at 23:40.\n"
@@ -223,13 +223,7 @@ class Replica:
         return {s["doc_id"] for s in body["sources"]}, {s["doc_id"] for s in body["sources"] if s["marker"] in cited}
 
     def stop(self):
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(20)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
+        stop_process(self.proc, 20)
 
 
 def _until(what: str, check, seconds: float, every: float = 0.2):
