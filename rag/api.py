@@ -92,7 +92,7 @@ class RAG:
         self._store: Optional[Store] = None
         self._retriever: Optional[Retriever] = None
         self._history: Optional[History] = None
-        self._embed_backend: Optional[str] = None
+        self._embed_resolved: Optional[Settings] = None
         self._follower: Optional[StoreFollower] = None
 
     # ---- components, built on first use ---------------------------------------------------
@@ -105,13 +105,15 @@ class RAG:
         once (an older store keeps its vectors; a new one gets the fastest backend)."""
         if self.settings.embed_backend != "auto" or self.settings.embed_model != BUNDLED_EMBED_MODEL:
             return self.settings
-        if self._embed_backend is None:
+        if self._embed_resolved is None:
             try:
                 recorded = self.store.store_record().get("embed_model")
             except Exception:  # noqa: BLE001 - a broken store is reported where it is used; a new one is int8
                 return self.settings.model_copy(update={"embed_backend": resolve_backend("auto")})
-            self._embed_backend = resolve_backend("auto", recorded)
-        return self.settings.model_copy(update={"embed_backend": self._embed_backend})
+            # kept: every question reaches the embedder, and a copy of the settings each time is waste
+            self._embed_resolved = self.settings.model_copy(
+                update={"embed_backend": resolve_backend("auto", recorded)})
+        return self._embed_resolved
 
     @property
     def store(self) -> Store:
