@@ -19,7 +19,7 @@ from .errors import GeneratorError
 from .extractive import carries, question_need
 from .generators import Generator, local_available, make_generator, resolve_name
 from .models import Answer, Source
-from .named import descriptions, named_documents
+from .named import descriptions, named_documents, opening_sentences
 
 if TYPE_CHECKING:
     from .api import RAG
@@ -35,6 +35,7 @@ _MULTI_DOCUMENT = re.compile(
 _DOCUMENTS_JUDGED = 8
 _PASSAGES_PER_DOCUMENT = 3
 _DOCUMENT_NEAR = 0.75
+_OPENINGS_POOL = 30  # passages searched for the documents whose opening may name a described one
 # ", and on which day ...", "? When ...": where a second question starts.
 _COMPOUND = re.compile(
     r",?\s+and\s+(?=(?:on|in|at|for|by|to|from|with|since)?\s*(?:which|what|who|whom|whose|when|where|how|why)\b)"
@@ -53,6 +54,8 @@ class Turn:
     # it (the condensed, translated question, and each part of a question in parts) is limited alike.
     doc_ids: Optional[list[str]] = None
     sources: list[Source] = field(default_factory=list)
+    # The passages as the generator read them (None: as retrieved); its answer is checked against these.
+    read: Optional[list[Source]] = None
     generator: str = "extractive"
     fallback: Optional[str] = None
     text: str = ""
@@ -123,8 +126,18 @@ class Pipeline:
         if not descriptions(turn.english):
             return []
         allowed = set(turn.doc_ids) if turn.doc_ids is not None else None
-        titles = {d: e.title for d, e in self.bot.store.catalog().items() if allowed is None or d in allowed}
-        return named_documents(turn.english, titles)
+        about = {d: e.title for d, e in self.bot.store.catalog().items() if allowed is None or d in allowed}
+        named = named_documents(turn.english, about)
+        if len(named) < len(descriptions(turn.english)):
+            # "the article on China's call to develop its own AI": a title says little ("China's push
+            # for AI independence is reaching new heights."), its opening sentences say what it is
+            # about. Read for the documents a search for the question finds, not for the whole store.
+            pool = self.bot.retrieve(turn.english, top_k=_OPENINGS_POOL, doc_ids=turn.doc_ids)
+            found = list(dict.fromkeys(s.doc_id for s in pool))[:_DOCUMENTS_JUDGED]
+            for doc_id, opening in self.bot.store.openings(found).items():
+                about[doc_id] = f"{about.get(doc_id, '')} {opening_sentences(opening)}"
+            named = named_documents(turn.english, about)
+        return named
 
     def _across_documents(self, turn: Turn, top_k: Optional[int], named: list[str]) -> list[Source]:
         """For "what do the articles say about X": the documents that each say something about it,
@@ -175,16 +188,19 @@ class Pipeline:
         for delta in gen.stream(turn.english, turn.sources):
             turn.text += delta
             yield delta
+        turn.read = gen.read(turn.english, turn.sources)
 
     def check(self, turn: Turn) -> citations.Checked:
         if turn.checked is not None:
             return turn.checked
-        return citations.check_answer(turn.text, turn.sources, turn.english, self.settings.min_support)
+        read = turn.read if turn.read is not None else turn.sources
+        return citations.check_answer(turn.text, read, turn.english, self.settings.min_support)
 
     def fall_back(self, turn: Turn, reason: str) -> Iterator[str]:
         """Quotes instead of a model answer; they too say "not found" when nothing carries what the
         question asks for."""
         turn.fallback, turn.generator = reason, "extractive"
+        turn.read = None  # the quotes are taken from the whole passages
         turn.checked = None  # the quotes are checked afresh, not as the model's parts were
         yield f"\n\n[{reason}]\n\n"
         turn.text = "".join(self._make("extractive").stream(turn.english, turn.sources))
@@ -270,7 +286,24 @@ class Pipeline:
                       "from them carry what the question asks for")
             yield from self._shown(self.fall_back(turn, reason), show)
             checked = self.check(turn)
+        if turn.generator != "extractive" and turn.checked is None and show:
+            completed = self.add_left_out(gen, turn.english, turn.sources, checked)
+            if completed is not checked:
+                yield completed.answer[len(checked.answer):]
+                checked = completed
         return checked
+
+    def add_left_out(self, gen: Generator, question: str, sources: list[Source],
+                     checked: citations.Checked) -> citations.Checked:
+        """The model's checked answer with what it was shown as answering but left out quoted after
+        it: the 1.5B model, shown two passages, answers from one. Not for a translated answer: the
+        quotes would be translated, and a translated quote is no quote."""
+        extra = gen.left_out(question, sources, checked.answer) if checked.answered else ""
+        quoted = citations.check_answer(extra, sources, question, self.settings.min_support) if extra else None
+        if quoted is None or not quoted.answered:
+            return checked
+        return citations.Checked(f"{checked.answer}\n\n{prompts.ALSO_IN_PASSAGES} {quoted.answer}", True,
+                                 checked.claims + quoted.claims)
 
     def _quotable(self, question: str, sources: list[Source]) -> bool:
         return bool(self._make("extractive").choose(question, sources))  # type: ignore[attr-defined]
@@ -287,12 +320,14 @@ class Pipeline:
         parts, claims = [], []
         for question, sources in groups:
             text = "".join(gen.stream(question, sources)).removeprefix(prompts.EXTRACTIVE_PREFIX)
-            checked = citations.check_answer(text, sources, question, self.settings.min_support)
+            checked = citations.check_answer(text, gen.read(question, sources), question, self.settings.min_support)
             if not checked.answered and gen.name != "extractive" and self._quotable(question, sources):
                 # the model declined or was unsupported where the passages hold a quotable answer
                 text = "".join(self._make("extractive").stream(question, sources))
                 checked = citations.check_answer(text.removeprefix(prompts.EXTRACTIVE_PREFIX), sources,
                                                  question, self.settings.min_support)
+            elif gen.name != "extractive" and turn.language is None:
+                checked = self.add_left_out(gen, question, sources, checked)
             claims += checked.claims
             if checked.answered:
                 parts.append(checked.answer)

@@ -140,6 +140,30 @@ def _negates(text: str, about: frozenset[str]) -> bool:
     return False
 
 
+_RESTATED = 4  # words in a row copied from the question: its own words, restated, not a claim
+
+
+def _unrestated(sentence: str, question: str) -> str:
+    """The sentence without the runs of words it copies from the question ("According to the 2025
+    review and the article on X, China ..."): a number inside them is the question's, not a claim."""
+    asked = [w.lower() for w in WORD.findall(question)]
+    runs = {tuple(asked[i:i + _RESTATED]) for i in range(len(asked) - _RESTATED + 1)}
+    words = list(WORD.finditer(sentence))
+    copied = [False] * len(words)
+    for i in range(len(words) - _RESTATED + 1):
+        if tuple(m.group(0).lower() for m in words[i:i + _RESTATED]) in runs:
+            copied[i:i + _RESTATED] = [True] * _RESTATED
+    if not any(copied):
+        return sentence
+    out, last = [], 0
+    for m, drop in zip(words, copied):
+        if drop:
+            out.append(sentence[last:m.start()])
+            last = m.end()
+    out.append(sentence[last:])
+    return "".join(out)
+
+
 def support(sentence: str, passage: str, question: str = "") -> float:
     """Share of what the sentence adds beyond the question that the passage holds (0..1); 0 when
     the passage disagrees with it (numbers, names tied to numbers, negation). Sentences of the
@@ -151,7 +175,9 @@ def support(sentence: str, passage: str, question: str = "") -> float:
     added = added_terms(plain, question) - _VAGUE  # "the article says" is not a claim to check
     if not added:
         return 0.0
-    if not numbers_in(plain) <= numbers_in(passage) | enumeration_counts(passage) or not _anchors_agree(plain, passage):
+    claimed = _unrestated(plain, question)
+    if (not numbers_in(claimed) <= numbers_in(passage) | enumeration_counts(passage)
+            or not _anchors_agree(claimed, passage)):
         return 0.0
     held = added & content_terms(passage)
     if len(held) / len(added) < 0.5:  # clearly unsupported: the finer checks cannot change that

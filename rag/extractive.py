@@ -1,7 +1,7 @@
 """The extractive generator: no model, it quotes the passage units that answer the question, each
 with its marker. Also the fallback when a model declines wrongly or writes what no passage supports,
 so it quotes only what carries the kind of thing the question asks for (a number for "how many", a
-name for "who", a date for "when") and says "not found" otherwise."""
+name or role for "who", a name for "which company", a date for "when") and says "not found" otherwise."""
 
 from __future__ import annotations
 
@@ -16,7 +16,7 @@ from .evidence import Unit, passage_units, rank_units
 from .generators import Generator, register
 from .models import Source
 from .settings import Settings
-from .text import MARKER, NUMBER, WORD, content_terms
+from .text import MARKER, NUMBER, STOPWORDS, WORD, content_terms, split_sentences
 
 _LITTLE = 3  # added content words under which a sentence needs the one after it
 _NEAR = 0.7  # a next sentence scoring this share of the best one's score is part of the answer
@@ -30,9 +30,12 @@ _NEEDS = [
                           r"|\bwhat (percentage|share|number|amount|proportion)\b"
                           r"|\b(the|exact|total) number of\b", re.I)),
     ("date", re.compile(r"\bwhen\b|\b(what|which) (year|month|day|date|week)\b|\bin what (year|month)\b", re.I)),
+    # "Which company / lab / university ...": a name answers it; "tech giants and state labs" does not.
+    ("name", re.compile(r"\b(which|what) (\w+ ){0,2}?(universit(y|ies)|compan(y|ies)|organi[sz]ations?|firms?|"
+                        r"institutions?|agenc(y|ies)|outlets?|newspapers?|ministr(y|ies)|labs?|laborator(y|ies)|"
+                        r"startups?|institutes?|brands?|countr(y|ies)|cit(y|ies))\b", re.I)),
     ("who", re.compile(r"^\s*(who|whom|whose)\b|\b(by|to|from|according to) whom\b|[,;] who\b"
-                       r"|\b(which|what) (university|company|companies|organi[sz]ation|firm|institution|agency|"
-                       r"outlets?|newspapers?|person|people|group|ministry)\b", re.I)),
+                       r"|\b(which|what) (person|people|group|official|officials|leader|leaders)\b", re.I)),
 ]
 _NUMBER_WORDS = re.compile(
     r"\b(one|two|three|four|five|six|seven|eight|nine|ten|eleven|twelve|dozen|dozens|hundreds?|thousands?|"
@@ -49,12 +52,31 @@ _ROLE = re.compile(
     r"regulators?|universit(y|ies)|institutes?)\b", re.I)
 
 
+# Capitalised words that open sentences without naming anyone.
+_OPENERS = frozenset(
+    "however despite meanwhile although though while after before since today yesterday last many most some "
+    "several such instead still yet also according as if when where because overall first second third "
+    "finally recently currently now later earlier indeed".split())
+
+
+def _proper_names(text: str) -> set[str]:
+    """Names in the text, those opening a sentence too ("Huawei, a key player ..., is leading",
+    "France 24, “Title.”"), unless the word only opens it ("However", "Analysts") or a quote."""
+    found = {m.group(0).lower() for m in _NAME.finditer(text)}
+    for start, _ in split_sentences(text):
+        first = re.match(r"\(?([A-Z][\w&-]*)", text[start:])  # not a quote's first word: “Building ...”
+        word = first.group(1).lower() if first else ""
+        if word and word not in STOPWORDS and word not in _OPENERS and not _ROLE.fullmatch(word):
+            found.add(word)
+    return found
+
+
 def _agents(text: str) -> set[str]:
     return {m.group(0).lower() for m in _NAME.finditer(text)} | {m.group(0).lower() for m in _ROLE.finditer(text)}
 
 
 def question_need(question: str) -> Optional[str]:
-    """What kind of answer the question asks for: "number", "date", "who", or None."""
+    """What kind of answer the question asks for: "number", "date", "name", "who", or None."""
     for need, pattern in _NEEDS:
         if pattern.search(question):
             return need
@@ -72,6 +94,8 @@ def carries(text: str, need: Optional[str], question: str) -> bool:
         return bool(found - asked)
     if need == "date":
         return bool({m.group(0) for m in _DATE.finditer(text)} - {m.group(0) for m in _DATE.finditer(question)})
+    if need == "name":
+        return bool(_proper_names(text) - {w.lower() for w in WORD.findall(question)})
     return bool(_agents(text) - _agents(question) - {w.lower() for w in WORD.findall(question)})
 
 
@@ -139,15 +163,21 @@ class ExtractiveGenerator(Generator):
         best = ranked[0][0]
         chosen = [u for score, u in ranked[: self.max_quotes] if score >= 0.8 * best]
         scores = {(u.rank, u.order): score for score, u in ranked}
-        # Overlapping chunks hold the same sentence; the answer may go on only in the copy where the
-        # chunk does not end with it.
-        for copy in [chosen[0]] + [u for u in units if u.key == chosen[0].key and u is not chosen[0]]:
+        out: list[Unit] = []
+        for unit in chosen:
+            out += [u for u in self._going_on(unit, units, question, scores) if u not in out]
+        return out
+
+    def _going_on(self, unit: Unit, units: list[Unit], question: str,
+                  scores: dict[tuple[int, int], float]) -> list[Unit]:
+        """The unit and the sentence its answer goes on into ("The stakes extend beyond technology.
+        AI leadership impacts ..."). Overlapping chunks hold the same sentence; the answer may go on
+        only in the copy where the chunk does not end with it."""
+        for copy in [unit] + [u for u in units if u.key == unit.key and u is not unit]:
             follow = self._continuation(copy, units, question, scores)
             if follow is not None:
-                chosen[0] = copy
-                chosen.insert(1, follow)
-                break
-        return chosen
+                return [copy, follow]
+        return [unit]
 
     def stream(self, question: str, sources: list[Source]) -> Iterator[str]:
         counted = count_answer(question, sources)
@@ -158,14 +188,18 @@ class ExtractiveGenerator(Generator):
         if not chosen:
             yield prompts.NOT_FOUND
             return
-        quotes: list[str] = []
-        seen: set[str] = set()
-        for unit in chosen:
-            # One quote per sentence, each with its marker; a sentence already quoted (overlapping
-            # chunks, or the context of another unit) is not quoted twice.
-            for part in unit.parts:
-                if part not in seen:
-                    seen.add(part)
-                    quoted = part if "“" in part or '"' in part else f"“{part}”"  # no quotes in quotes
-                    quotes.append(f"{quoted} [{unit.marker}]")
-        yield prompts.EXTRACTIVE_PREFIX + " ".join(quotes)
+        yield prompts.EXTRACTIVE_PREFIX + quote(chosen)
+
+
+def quote(units: list[Unit]) -> str:
+    """Each sentence of the units once, in quotes, with its marker; a sentence already quoted
+    (overlapping chunks, or the context of another unit) is not quoted twice."""
+    quotes: list[str] = []
+    seen: set[str] = set()
+    for unit in units:
+        for part in unit.parts:
+            if part not in seen:
+                seen.add(part)
+                quoted = part if "“" in part or '"' in part else f"“{part}”"  # no quotes in quotes
+                quotes.append(f"{quoted} [{unit.marker}]")
+    return " ".join(quotes)

@@ -32,6 +32,17 @@ class Generator:
     def stream(self, question: str, sources: list[Source]) -> Iterator[str]:
         raise NotImplementedError
 
+    def read(self, question: str, sources: list[Source]) -> list[Source]:
+        """The passages as this generator reads them for the question; its answer is checked against
+        these. A generator shown only some sentences of each passage narrows them: a claim resting
+        on text it never saw came from the model, not from the documents."""
+        return sources
+
+    def left_out(self, question: str, sources: list[Source], answer: str) -> str:
+        """Quotes of what the generator was shown as answering the question that its answer leaves
+        out, each with its marker ("" when nothing is left out)."""
+        return ""
+
     def complete(self, messages: list[dict], max_tokens: int = 128) -> str:
         raise GeneratorError(f"the {self.name} generator has no model to complete text with")
 

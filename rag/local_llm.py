@@ -8,18 +8,23 @@ import queue
 import secrets
 import threading
 import time
+from dataclasses import replace
 from typing import Iterator, Optional
 
 from . import evidence, prompts
+from .citations import added_terms
 from .errors import GeneratorError
-from .extractive import ExtractiveGenerator
+from .extractive import ExtractiveGenerator, quote
 from .generators import Generator, register
 from .local_weights import model_file, unavailable_reason
 from .models import Source
 from .settings import Settings
+from .text import content_terms
 
 # A second look at the best unit alone when it holds at least this share of the question's rare words.
 FOCUS_STRENGTH = 0.5
+_COVERED = 0.34  # share of a chosen sentence's own words an answer holds when it says what that sentence says
+_READINGS_KEPT = 16  # questions whose chosen sentences are kept for checking the answer
 
 
 def answer_messages(question: str, passages: list[tuple[int, str, str]],
@@ -49,6 +54,8 @@ class LocalGenerator(Generator):
         self.settings = settings
         self.model_path = model_file(settings)
         self._lock = threading.Lock()
+        self._readings: dict[tuple, evidence.Selection] = {}
+        self._readings_lock = threading.Lock()
         t0 = time.perf_counter()
         try:
             import xllamacpp
@@ -148,14 +155,47 @@ class LocalGenerator(Generator):
         else:
             yield held
 
+    def left_out(self, question: str, sources: list[Source], answer: str) -> str:
+        """The chosen sentences the answer leaves out, quoted. Shown two passages, this model answers
+        from one (one area of three, one measure of two); the quotes say what the other holds. Only
+        sentences chosen as quotable: those chosen otherwise may not answer at all."""
+        selection = self._reading(question, sources)
+        if not selection.quotable:
+            return ""
+        said = content_terms(answer)
+        missing = []
+        for unit in selection.units:
+            added = added_terms(unit.key, question)
+            if added and len(added & said) / len(added) < _COVERED:
+                missing.append(unit)
+        return quote(missing)
+
+    def read(self, question: str, sources: list[Source]) -> list[Source]:
+        """Each passage the model is shown, as it is shown: its title and the chosen sentences."""
+        shown = {marker: text for marker, _, text in self._reading(question, sources).passages}
+        return [replace(s, text=shown[s.marker]) for s in sources if s.marker in shown]
+
     def _reading(self, question: str, sources: list[Source]) -> evidence.Selection:
         """What the model reads: the sentences the extractive answer would quote (with the context
         each needs), so both generators rest on one choice of evidence, measured on the dev sets;
-        when none is quotable, the best units by the question's words, which the model may decline."""
+        when none is quotable, the best units by the question's words, which the model may decline.
+        Kept for the last few questions: the answer is checked against the same choice."""
+        key = (question, tuple((s.marker, s.chunk_id, s.text) for s in sources))
+        with self._readings_lock:
+            if key in self._readings:
+                return self._readings[key]
         chosen = ExtractiveGenerator(self.settings, embedder=self._embedder()).choose(question, sources)
         if not chosen:
-            return evidence.select(question, sources, self._embedder(), budget_chars=self.settings.local_budget_chars)
-        return evidence.Selection(evidence.as_passages(chosen), evidence.as_passages(chosen[:1]), 1.0, chosen)
+            selection = evidence.select(question, sources, self._embedder(),
+                                        budget_chars=self.settings.local_budget_chars)
+        else:
+            selection = evidence.Selection(evidence.as_passages(chosen), evidence.as_passages(chosen[:1]), 1.0,
+                                           chosen, quotable=True)
+        with self._readings_lock:
+            self._readings[key] = selection
+            while len(self._readings) > _READINGS_KEPT:
+                self._readings.pop(next(iter(self._readings)))
+        return selection
 
     def _embedder(self):
         """The process's embedding model (already loaded for retrieval) to pick sentences with."""

@@ -4,14 +4,15 @@ documents it names; a plain search would let the longest article on the topic cr
 
 A description names a document when that document's title holds most of the description's words
 and no other title holds as many: "the article on China" names nothing in a corpus of articles on
-China."""
+China. When no title decides, the opening sentences of the documents a search finds are read beside
+their titles: an article is often described by what it opens with."""
 
 from __future__ import annotations
 
 import re
 from typing import Mapping
 
-from .text import content_terms
+from .text import content_terms, split_sentences
 
 _KIND = r"(?:article|review|report|story|piece|paper|post|interview|analysis|document|feature|profile|editorial)s?"
 # "the [2025] review", "the article on|about|titled X" up to where the question goes on.
@@ -26,6 +27,15 @@ _WORDS_OF_KIND = content_terms("article review report story piece paper post int
 _HOLD = 0.6  # share of the description's words the title must hold
 
 
+_OPENING_SENTENCES = 3  # the first is often the headline again
+
+
+def opening_sentences(text: str) -> str:
+    """The first sentences of a document's opening (a headline line counts as one)."""
+    found = [text[s:e] for s, e in split_sentences(text)][:_OPENING_SENTENCES]
+    return " ".join(found)
+
+
 def descriptions(question: str) -> list[frozenset[str]]:
     """The content words of each document description in the question."""
     out = []
@@ -37,7 +47,8 @@ def descriptions(question: str) -> list[frozenset[str]]:
 
 
 def named_documents(question: str, titles: Mapping[str, str]) -> list[str]:
-    """Ids of the documents the question names, in the order it names them."""
+    """Ids of the documents the question names, in the order it names them. titles: each document's
+    title, or the title with its opening sentences."""
     found: list[str] = []
     described = descriptions(question)
     if not described:

@@ -395,6 +395,19 @@ class Store:
         return {"ids": [[r[1] for r in rows]], "distances": [[r[0] for r in rows]],
                 "metadatas": [[r[2] for r in rows]], "documents": [[r[3] for r in rows]]}
 
+    def openings(self, doc_ids: list[str], within: int = 400) -> dict[str, str]:
+        """The text each document opens with (its chunk starting first, within `within` characters of
+        the start): what an article is about, when a question names it by that rather than its title."""
+        best: dict[str, tuple[int, str]] = {}
+        for i in range(0, len(doc_ids), _BATCH):
+            got = self.chunks.get(where={"$and": [{"doc_id": {"$in": doc_ids[i : i + _BATCH]}},
+                                                  {"start": {"$lt": within}}]}, include=["metadatas", "documents"])
+            for meta, text in zip(got["metadatas"], got["documents"]):
+                doc, start = str(meta["doc_id"]), int(meta["start"])
+                if doc not in best or start < best[doc][0]:
+                    best[doc] = (start, text or "")
+        return {doc: text for doc, (_, text) in best.items()}
+
     def get_chunks(self, ids: list[str]) -> dict:
         got: dict[str, list] = {"ids": [], "metadatas": [], "documents": []}
         for i in range(0, len(ids), _BATCH):

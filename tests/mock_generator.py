@@ -28,3 +28,22 @@ class MockGenerator(Generator):
     @classmethod
     def script(cls, *replies: str, completions: dict[str, str] | None = None) -> None:
         cls.replies, cls.completions, cls.asked = list(replies), dict(completions or {}), []
+
+
+@register("mock-reader")
+class ReadingMock(MockGenerator):
+    """Reads only each passage's first sentence, as the local model reads only chosen sentences, and
+    reports `left` as what its answer left out of what it read."""
+
+    name = "mock-reader"
+    left: str = ""
+
+    def read(self, question: str, sources):
+        from dataclasses import replace
+
+        from rag.text import split_sentences
+
+        return [replace(s, text=s.text[slice(*split_sentences(s.text)[0])]) for s in sources]
+
+    def left_out(self, question: str, sources, answer: str) -> str:
+        return self.left

@@ -84,6 +84,52 @@ def test_a_quote_travels_with_the_sentence_that_names_its_speaker():
     assert "Dr. Lin Wei" in sel.passages[0][2]
 
 
+SUPERNODE = ("Huawei unveiled the CloudMatrix supernode in April.\n\n"
+             "That breakthrough has lifted the confidence of the tech world. Analysts say it is a sign that the "
+             "country is learning to innovate around constraints.\n\nExports rose in May.")
+
+
+def test_a_reference_back_is_read_with_what_it_refers_to_in_the_paragraph_before():
+    units = passage_units(src(1, SUPERNODE), 0)
+    said = next(u for u in units if u.key.startswith("Analysts say it"))
+    assert said.parts[0].startswith("Huawei unveiled") and said.parts[1].startswith("That breakthrough")
+    plain = next(u for u in units if u.key.startswith("Exports"))
+    assert plain.parts == [plain.key]  # a sentence that refers to nothing is read alone
+
+
+def test_a_heading_is_not_taken_for_what_it_refers_to():
+    units = passage_units(src(1, "Chip policy in 2025\nIt is the third plan in a decade."), 0)
+    assert units[-1].parts == ["It is the third plan in a decade."]
+
+
+def test_a_sentence_that_refers_back_is_ranked_with_what_it_refers_to():
+    """"Analysts say it is a sign ...": the supernode it is about is named two sentences before."""
+    answer = "".join(ExtractiveGenerator().stream(
+        "What do analysts think the supernode shows about the country?", [src(1, SUPERNODE)]))
+    assert "innovate around constraints" in answer
+
+
+def test_a_question_for_a_company_or_lab_is_answered_only_with_a_name():
+    q = "Which company leads the coalition of 2,000 organizations?"
+    assert question_need(q) == "name" and question_need("Which Chinese AI lab published most?") == "name"
+    assert carries("Huawei, a key player in chips, is leading a coalition of 2,000 organizations.", "name", q)
+    assert carries("France 24, “Xi says China must act.”", "name", "Which outlets are cited?")
+    assert not carries("The plan joins universities, state labs, and tech giants.", "name", q)
+    assert not carries("“Building it is hard,” says an analyst.", "name", q)  # a quote's first word is no name
+    lab = "Which Chinese AI lab published the most papers?"
+    passage = src(1, "The plan involves coordination between universities, state labs, and tech giants in China.")
+    assert "".join(ExtractiveGenerator().stream(lab, [passage])) == NOT_FOUND
+
+
+def test_a_number_restated_from_the_question_is_not_a_claim():
+    passage = "In response, the country is accelerating investments in chip foundries."
+    q = "According to the 2025 review, how is China building up its chip industry?"
+    assert supports("According to the 2025 review, China is accelerating investments in chip foundries.", passage, q)
+    # a year the answer ties to the claim itself is still checked
+    assert not supports("In 2024 the country accelerated investments in chip foundries.", passage,
+                        "How is China building up its chip industry?")
+
+
 def test_table_rows_are_read_with_their_header_and_chunked_with_it():
     table = ("Comparison of the two countries\nAspect | China | United States |\n---|---|---|\n"
              "AI Models | DeepSeek, Baidu ERNIE | OpenAI, Google models |\n"

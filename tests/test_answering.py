@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from rag import RAG
+from rag import RAG, prompts
 from rag.answering import Pipeline, Turn
 from rag.prompts import NOT_FOUND
 from rag.text import markers_in
 
-from .mock_generator import MockGenerator
+from .mock_generator import MockGenerator, ReadingMock
 
 QUESTION = "What remains a critical barrier to China's AI self-sufficiency?"
 
@@ -60,6 +60,36 @@ def test_a_model_declining_what_no_passage_answers_stays_declined(seeded_store):
     bot = RAG(seeded_store.settings, min_similarity=-1.0)  # the passages reach the model
     a = bot.ask("What was Nvidia's closing share price last Friday?", generator="mock")
     assert not a.answered and a.answer == NOT_FOUND and a.generator == "mock" and a.fallback_reason is None
+
+
+def test_an_answer_is_checked_against_what_the_model_read(seeded_store):
+    """A claim resting on a sentence the model was never shown came from the model, not the documents."""
+    bot = bot_of(seeded_store)
+    sources = bot.retrieve(QUESTION)
+    shown = ReadingMock(bot.settings).read(QUESTION, sources)
+    unread = next(s.text[len(r.text):] for s, r in zip(sources, shown) if len(s.text) > len(r.text) + 80)
+    claim = next(sentence for sentence in unread.split(". ") if len(sentence) > 60)
+    ReadingMock.script(claim + ".")
+    a = bot.ask(QUESTION, generator="mock-reader")
+    assert a.generator == "extractive" and "not supported" in a.fallback_reason
+    MockGenerator.script(claim + ".")  # the same claim from a generator that reads whole passages
+    assert bot.ask(QUESTION, generator="mock").generator == "mock"
+
+
+def test_what_the_model_read_but_left_out_is_quoted_after_its_answer(seeded_store):
+    bot = bot_of(seeded_store)
+    sources = bot.retrieve(QUESTION)
+    read = [r for r in ReadingMock(bot.settings).read(QUESTION, sources) if r.text.endswith(".")]
+    ReadingMock.script(read[0].text)
+    ReadingMock.left = f"“{read[1].text}” [{read[1].marker}] “The moon is made of cheese.” [{read[0].marker}]"
+    try:
+        a = bot.ask(QUESTION, generator="mock-reader")
+    finally:
+        ReadingMock.left = ""
+    answer, also = a.answer.split(f"\n\n{prompts.ALSO_IN_PASSAGES} ")
+    assert a.generator == "mock-reader" and markers_in(answer) == [read[0].marker]
+    assert read[1].text in also and markers_in(also) == [read[1].marker]
+    assert "cheese" not in a.answer  # the quotes are checked like any answer
 
 
 def test_an_echo_is_not_an_answer(seeded_store):
