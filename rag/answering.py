@@ -286,7 +286,7 @@ class Pipeline:
                       "from them carry what the question asks for")
             yield from self._shown(self.fall_back(turn, reason), show)
             checked = self.check(turn)
-        if turn.generator != "extractive" and turn.checked is None and show:
+        if turn.generator != "extractive" and turn.read is not None and turn.checked is None and show:
             completed = self.add_left_out(gen, turn.english, turn.sources, checked)
             if completed is not checked:
                 yield completed.answer[len(checked.answer):]

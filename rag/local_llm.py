@@ -165,13 +165,14 @@ class LocalGenerator(Generator):
         said = content_terms(answer)
         missing = []
         for unit in selection.units:
-            added = added_terms(unit.key, question)
+            added = added_terms(unit.text if unit.lead_in else unit.key, question)  # a lead-in says its items
             if added and len(added & said) / len(added) < _COVERED:
                 missing.append(unit)
         return quote(missing)
 
     def read(self, question: str, sources: list[Source]) -> list[Source]:
-        """Each passage the model is shown, as it is shown: its title and the chosen sentences."""
+        """Each passage the model is shown, as it is shown: the chosen sentences (and the context each
+        needs). Its title is shown too, but a headline's words are no evidence for a claim."""
         shown = {marker: text for marker, _, text in self._reading(question, sources).passages}
         return [replace(s, text=shown[s.marker]) for s in sources if s.marker in shown]
 

@@ -25,8 +25,6 @@ _REFERENCE = re.compile(
 _WORDS_OF_KIND = content_terms("article review report story piece paper post interview analysis document "
                                "feature profile editorial articles reviews reports stories")
 _HOLD = 0.6  # share of the description's words the title must hold
-
-
 _OPENING_SENTENCES = 3  # the first is often the headline again
 
 
