@@ -79,10 +79,10 @@ def english_question(question: str, gen) -> str:
 def _to_english(gen, question: str) -> str:
     """Cached per model and question: condensing, retrieval and answering translate it once.
     A failure raises, so it is not cached."""
-    english = _clean(gen.complete(
-        [{"role": "system", "content": prompts.TRANSLATE_TO_ENGLISH}, {"role": "user", "content": question}],
-        max_tokens=64,
-    ))
+    messages = [{"role": "system", "content": prompts.TRANSLATE_TO_ENGLISH}]
+    for asked, english in prompts.TRANSLATION_EXAMPLES:
+        messages += [{"role": "user", "content": asked}, {"role": "assistant", "content": english}]
+    english = _clean(gen.complete(messages + [{"role": "user", "content": question}], max_tokens=64))
     return english or question
 
 
