@@ -348,6 +348,22 @@ def select(question: str, sources: Sequence[Source], embedder=None, budget_chars
                      max(0.0, words[best]), [units[i] for i in chosen])
 
 
+_SAID = 0.34  # share of the words a unit adds to the question that an answer holds when it says it
+
+
+def unsaid(units: list[Unit], question: str, answer: str) -> list[Unit]:
+    """The units an answer leaves out: it holds under a third of the words each adds to the
+    question (a lead-in with the items it announces)."""
+    said = content_terms(answer)
+    asked = content_terms(question)
+    out = []
+    for unit in units:
+        added = content_terms(unit.text if unit.lead_in else unit.key) - asked
+        if added and len(added & said) / len(added) < _SAID:
+            out.append(unit)
+    return out
+
+
 def as_passages(units: list[Unit]) -> list[tuple[int, str, str]]:
     """(marker, title, text), units of one passage joined in their original order, each sentence
     once (a unit's context may be another chosen unit)."""

@@ -12,18 +12,15 @@ from dataclasses import replace
 from typing import Iterator, Optional
 
 from . import evidence, prompts
-from .citations import added_terms
 from .errors import GeneratorError
 from .extractive import ExtractiveGenerator, quote
 from .generators import Generator, register
 from .local_weights import model_file, unavailable_reason
 from .models import Source
 from .settings import Settings
-from .text import content_terms
 
 # A second look at the best unit alone when it holds at least this share of the question's rare words.
 FOCUS_STRENGTH = 0.5
-_COVERED = 0.34  # share of a chosen sentence's own words an answer holds when it says what that sentence says
 _READINGS_KEPT = 16  # questions whose chosen sentences are kept for checking the answer
 
 
@@ -160,15 +157,7 @@ class LocalGenerator(Generator):
         from one (one area of three, one measure of two); the quotes say what the other holds. Only
         sentences chosen as quotable: those chosen otherwise may not answer at all."""
         selection = self._reading(question, sources)
-        if not selection.quotable:
-            return ""
-        said = content_terms(answer)
-        missing = []
-        for unit in selection.units:
-            added = added_terms(unit.text if unit.lead_in else unit.key, question)  # a lead-in says its items
-            if added and len(added & said) / len(added) < _COVERED:
-                missing.append(unit)
-        return quote(missing)
+        return quote(evidence.unsaid(selection.units, question, answer)) if selection.quotable else ""
 
     def read(self, question: str, sources: list[Source]) -> list[Source]:
         """Each passage the model is shown, as it is shown: the chosen sentences (and the context each

@@ -62,10 +62,12 @@ TRANSLATE_TO_ENGLISH = (
     "Translate the user's question into English. Translate every word and keep what it asks for "
     "(which kind, from where to where, who), names and numbers. Reply with the English question only."
 )
-# Worked examples shown before the question: without them the 1.5B model turned "这条价值链从哪里延伸到
-# 哪里" (from where to where does this value chain extend) into "what is the human intelligence value chain".
+# Worked examples shown before the question: without them the 1.5B model turned "这条价值链从哪里
+# 延伸到哪里" (from where to where does this value chain extend) into "what is the human
+# intelligence value chain".
 TRANSLATION_EXAMPLES = [
-    ("2024年哪家公司的芯片出口受到了限制，原因是什么？", "Which company's chip exports were restricted in 2024, and why?"),
+    ("2024年哪家公司的芯片出口受到了限制，原因是什么？",
+     "Which company's chip exports were restricted in 2024, and why?"),
     ("¿Desde dónde hasta dónde se extiende la cadena de suministro, según el informe?",
      "According to the report, from where to where does the supply chain extend?"),
 ]

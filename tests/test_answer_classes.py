@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from rag.answering import is_multi_document
 from rag.citations import check, check_answer, is_echo, supports
-from rag.evidence import passage_units, select
+from rag.evidence import passage_units, select, unsaid
 from rag.extractive import ExtractiveGenerator, carries, question_need
 from rag.models import Source
 from rag.prompts import NOT_FOUND
@@ -128,6 +128,20 @@ def test_a_number_restated_from_the_question_is_not_a_claim():
     # a year the answer ties to the claim itself is still checked
     assert not supports("In 2024 the country accelerated investments in chip foundries.", passage,
                         "How is China building up its chip industry?")
+
+
+def test_what_an_answer_leaves_out_of_the_chosen_sentences_is_found():
+    """The model, shown two passages, answers from one: the other's sentence is what it left out."""
+    q = "How is China building up its chip industry?"
+    chips = src(1, "The country is accelerating investments in chip foundries and tailored software.")
+    money = src(2, "The government's efforts include financial incentives and relaxed regulatory burdens.")
+    units = passage_units(chips, 0) + passage_units(money, 1)
+    answer = "China is building up its chip industry by accelerating investments in foundries [1]."
+    assert [u.marker for u in unsaid(units, q, answer)] == [2]
+    assert unsaid(units, q, answer + " It also offers financial incentives and relaxed burdens [2].") == []
+    areas = src(3, "The plan focuses on three key areas. First, chips. Second, models. Third, talent training.")
+    lead = passage_units(areas, 0)[0]
+    assert unsaid([lead], "What areas does the plan focus on?", "Chips, models and talent training [3].") == []
 
 
 def test_table_rows_are_read_with_their_header_and_chunked_with_it():
