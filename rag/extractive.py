@@ -154,8 +154,8 @@ class ExtractiveGenerator(Generator):
         return None
 
     def choose(self, question: str, sources: list[Source]) -> list[Unit]:
-        """The units the answer quotes, in answer order: the best, the sentence it goes on into,
-        and a runner-up scoring near the best; none when nothing quotable scores min_score."""
+        """The units the answer quotes, in answer order: the best and a runner-up scoring near it,
+        each with the sentence it goes on into; none when nothing quotable scores min_score."""
         units = [u for rank, src in enumerate(sources) for u in passage_units(src, rank)]
         ranked = self.rank(question, sources, units)
         if not ranked or ranked[0][0] < self.min_score:
