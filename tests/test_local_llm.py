@@ -184,6 +184,24 @@ def test_seed_question_answered_and_cited(seeded_store, local_model, qid):
 
 
 @pytest.mark.slow
+def test_the_model_is_checked_against_what_it_read_and_what_it_left_out_is_quoted(seeded_store, local_model):
+    """Every sentence the model was shown as answering ends up said: in its words or quoted after."""
+    from rag import evidence, prompts
+
+    question = "How is China building up its domestic chip industry?"
+    sources = seeded_store.retrieve(question)
+    read = local_model.read(question, sources)
+    assert read and all(len(r.text) < len(s.text) for r in read for s in sources if s.marker == r.marker)
+    answer = seeded_store.ask(question, generator="local")
+    assert answer.generator == "local" and answer.answered, answer.answer
+    model_words = answer.answer.split(f"\n\n{prompts.ALSO_IN_PASSAGES} ")[0]
+    left = evidence.unsaid(local_model._reading(question, sources).units, question, model_words)
+    assert all(part in answer.answer for unit in left for part in unit.parts)
+    assert (prompts.ALSO_IN_PASSAGES in answer.answer) == bool(left)
+    assert_cited(answer)
+
+
+@pytest.mark.slow
 def test_unanswerable_question_declined_by_the_model(seeded_store, local_model):
     # With the similarity floor off, the passages reach the model, which must decline by itself.
     bot = RAG(seeded_store.settings, min_similarity=-1.0)
