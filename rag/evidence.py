@@ -5,8 +5,8 @@ A sentence alone often proves nothing: a list item needs its lead-in ("three key
 row needs its header, a quote needs the neighbouring sentence that names its speaker, a sentence
 opening with "They" (or "Analysts say it ...") needs the one before it, even across a paragraph
 break, and that one the one before it when it refers back too. Passages are cut into such units
-first, then ranked. On 2 cores the local model reads ~65 prompt tokens a second, so every unit left out is time to
-first token saved."""
+first, then ranked. On 2 cores the local model reads ~65 prompt tokens a second, so every unit
+left out is time to first token saved."""
 
 from __future__ import annotations
 
