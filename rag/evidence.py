@@ -349,17 +349,21 @@ def select(question: str, sources: Sequence[Source], embedder=None, budget_chars
 
 
 _SAID = 0.34  # share of the words a unit adds to the question that an answer holds when it says it
+_DISTINCT = re.compile(r"\b[A-Z][\w&-]*|\b\d[\d,.]*")  # names, capitalised terms and numbers
 
 
 def unsaid(units: list[Unit], question: str, answer: str) -> list[Unit]:
-    """The units an answer leaves out: it holds under a third of the words each adds to the
-    question (a lead-in with the items it announces)."""
+    """The units an answer leaves out: it holds none of the names and numbers each adds to the
+    question and under a third of its other words (a lead-in read with the items it announces).
+    "Huawei leads the coalition." says the sentence about Huawei leading it, details aside."""
     said = content_terms(answer)
     asked = content_terms(question)
     out = []
     for unit in units:
-        added = content_terms(unit.text if unit.lead_in else unit.key) - asked
-        if added and len(added & said) / len(added) < _SAID:
+        text = unit.text if unit.lead_in else unit.key
+        added = content_terms(text) - asked
+        distinct = content_terms(" ".join(_DISTINCT.findall(text))) - asked
+        if added and not distinct & said and len(added & said) / len(added) < _SAID:
             out.append(unit)
     return out
 

@@ -139,6 +139,10 @@ def test_what_an_answer_leaves_out_of_the_chosen_sentences_is_found():
     answer = "China is building up its chip industry by accelerating investments in foundries [1]."
     assert [u.marker for u in unsaid(units, q, answer)] == [2]
     assert unsaid(units, q, answer + " It also offers financial incentives and relaxed burdens [2].") == []
+    coalition = src(4, "Huawei, a key player in AI and semiconductors, is leading a coalition aiming for 70% "
+                       "self-sufficiency by 2028.")
+    named = "Which company leads the coalition?"
+    assert unsaid(passage_units(coalition, 0), named, "Huawei leads the coalition [4].") == []  # details aside
     areas = src(3, "The plan focuses on three key areas. First, chips. Second, models. Third, talent training.")
     lead = passage_units(areas, 0)[0]
     assert unsaid([lead], "What areas does the plan focus on?", "Chips, models and talent training [3].") == []
