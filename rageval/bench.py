@@ -12,7 +12,6 @@ from __future__ import annotations
 import json
 import os
 import random
-import resource
 import shutil
 import sys
 import time
@@ -28,6 +27,7 @@ from rag.documents import load_document
 
 from .metrics import percentile
 from .plots import plot
+from .processes import peak_rss_mb
 from .synth import (
     SEEDS,
     SYNTH_CHUNKS_PER_DOC,
@@ -100,10 +100,6 @@ class StageTimer:
 
 def _ms(values: list[float]) -> tuple[float, float]:
     return round(percentile(values, 50) * 1000, 2), round(percentile(values, 95) * 1000, 2)
-
-
-def peak_rss_mb() -> float:
-    return round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)  # KiB on Linux
 
 
 # ---- the parts ------------------------------------------------------------------------------------

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import json
 import os
-import resource
 import shutil
 import subprocess
 import sys
@@ -29,6 +28,7 @@ from typing import Callable, Optional
 import numpy as np
 
 from .metrics import percentile
+from .processes import free_port, peak_rss_mb, stop_process, wait_heartbeat
 
 TARGETS = {"query_ms_p50": 100.0, "query_ms_p95": 250.0, "peak_rss_mb": 8192.0}
 VECTORS_LABEL = ("generated, not embedded: each chunk vector is a seeded random blend of two of "
@@ -41,10 +41,6 @@ def _rss_mb() -> float:
     import psutil
 
     return round(psutil.Process().memory_info().rss / 2**20, 1)
-
-
-def _peak_mb() -> float:
-    return round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)  # KiB on Linux
 
 
 def _size_mb(path: Path) -> float:
@@ -95,7 +91,7 @@ def grow(store_dir: Path, work: Path, first_doc: int, target: int) -> dict:
     seconds = time.perf_counter() - t0
     return {"next_doc": doc, "documents_added": doc - first_doc, "chunks": store.chunk_count(),
             "seconds": round(seconds, 1), "chunks_per_s": round((chunks_now - chunks_before) / max(seconds, 1e-9), 1),
-            "peak_rss_mb": _peak_mb()}
+            "peak_rss_mb": peak_rss_mb()}
 
 
 def _chunk_metadata(c) -> dict:
@@ -142,7 +138,7 @@ def measure(store_dir: Path, questions: list[str], n: int, host: Optional[str] =
     bot.retriever.sync_lexical(force=True)  # rebuilt from the store, as after a re-index
     bm25_build_s = time.perf_counter() - t0
     bm25 = {"build_s": round(bm25_build_s, 1), "rss_held_mb": round(_rss_mb() - before, 1),
-            "peak_rss_during_build_mb": _peak_mb(), "disk_mb": _size_mb(bot.retriever.lexical.directory)}
+            "peak_rss_during_build_mb": peak_rss_mb(), "disk_mb": _size_mb(bot.retriever.lexical.directory)}
     t0 = time.perf_counter()
     LexicalIndex(bot.retriever.lexical.directory).load()  # what a restart pays instead of a rebuild
     bm25["load_s"] = round(time.perf_counter() - t0, 2)
@@ -163,7 +159,7 @@ def measure(store_dir: Path, questions: list[str], n: int, host: Optional[str] =
             "query_cpu_ms_p95": round(percentile(cpu, 95) * 1000, 1),
             "server_cpu_ms_mean": round(server_cpu / n * 1000, 1) if server_pid else None,
             "stage_ms_mean": {k: round(v / n * 1000, 2) for k, v in stages.items()},
-            "rss_at_start_mb": base, "rss_mb": _rss_mb(), "peak_rss_mb": _peak_mb()}
+            "rss_at_start_mb": base, "rss_mb": _rss_mb(), "peak_rss_mb": peak_rss_mb()}
 
 
 def _timed_queries(bot, questions: list[str], n: int, timer) -> tuple[list[float], list[float], dict[str, float]]:
@@ -204,7 +200,7 @@ class ChromaServer:
     """`chroma run` on the store's Chroma folder, for as long as the with-block lasts."""
 
     def __init__(self, path: Path, log: Path, port: int = 0):
-        self.path, self.log, self.port = path, log, port or _free_port()
+        self.path, self.log, self.port = path, log, port or free_port()
         self.proc: Optional[subprocess.Popen] = None
 
     def __enter__(self) -> "ChromaServer":
@@ -212,23 +208,8 @@ class ChromaServer:
         with self.log.open("ab") as fh:
             self.proc = subprocess.Popen([exe, "run", "--path", str(self.path), "--host", "127.0.0.1",
                                           "--port", str(self.port)], stdout=fh, stderr=subprocess.STDOUT)
-        self._wait_up()
+        wait_heartbeat(self.port, timeout=300, proc=self.proc, every=0.5, log=self.log)
         return self
-
-    def _wait_up(self, timeout: float = 300):
-        import httpx
-
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.proc is not None and self.proc.poll() is not None:
-                raise RuntimeError(f"chroma run exited ({self.proc.returncode}); see {self.log}")
-            try:
-                if httpx.get(f"http://127.0.0.1:{self.port}/api/v2/heartbeat", timeout=2).status_code == 200:
-                    return
-            except httpx.HTTPError:
-                pass
-            time.sleep(0.5)
-        raise RuntimeError(f"chroma run did not answer within {timeout:.0f} s; see {self.log}")
 
     def memory(self) -> dict:
         """The server's resident memory now and at its peak (VmHWM), in MB."""
@@ -240,20 +221,7 @@ class ChromaServer:
 
     def __exit__(self, *exc):
         if self.proc is not None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(timeout=60)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-
-
-def _free_port() -> int:
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+            stop_process(self.proc, 60)
 
 
 # ---- the run ------------------------------------------------------------------------------------------

@@ -10,7 +10,6 @@ import argparse
 import json
 import os
 import shutil
-import socket
 import statistics
 import subprocess
 import sys
@@ -19,17 +18,13 @@ import time
 import urllib.request
 from pathlib import Path
 
+from .processes import free_port
+
 ROOT = Path(__file__).resolve().parent.parent
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
                  "--disable-component-update", "--disable-sync", "--no-first-run"]
 FALLBACK_QUESTIONS = ["What remains a critical barrier to China's AI self-sufficiency?",
                       "Which companies met Xi Jinping?"]
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def _questions() -> list[str]:
@@ -76,7 +71,7 @@ def _ask_all(page, questions: list[str], first_text_s: list, final_s: list) -> N
 
 def _one_run(browser, docs: Path, store: Path, env: dict, questions: list[str], times: dict) -> None:
     """Start `rag serve`, open the page, ask every question; times gains one entry per figure."""
-    port = _free_port()
+    port = free_port()
     url = f"http://127.0.0.1:{port}/"
     t0 = time.perf_counter()
     proc = _serve(docs, store, port, env)

@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from rag import offline
+from rageval.processes import free_port  # noqa: F401 - the tests import it from here
 
 offline.apply()
 
@@ -91,13 +92,6 @@ def seeded_store(tmp_path_factory):
     bot = RAG(docs_dir=docs, store_dir=base / "store")
     bot.index()
     return bot
-
-
-def free_port() -> int:
-    """A loopback port that is free now (a server started right after may still race for it)."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def rag_cli(*args: str, input: str | None = None, env: dict | None = None, timeout: int = 300):

@@ -6,13 +6,10 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-import time
 from collections import Counter
 from pathlib import Path
 
-import httpx
-
-from .conftest import free_port
+from rageval.processes import free_port, stop_process, wait_heartbeat
 
 CHROMA = str(Path(sys.executable).with_name("chroma"))
 # scripts/test.sh starts one `chroma run` for the whole suite and names its port here. Read now:
@@ -42,31 +39,6 @@ def assert_consistent(bot):
     assert lexical.version == store.version()
     assert len(lexical.ids) == len(set(lexical.ids)) == len(committed_ids)
     assert set(lexical.ids) == committed_ids
-
-
-def stop_process(proc: subprocess.Popen, grace: float) -> None:
-    """Terminate, then kill what is still running after `grace` seconds."""
-    if proc.poll() is None:
-        proc.terminate()
-        try:
-            proc.wait(grace)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-
-
-def wait_heartbeat(port: int, timeout: float = 60.0, proc: subprocess.Popen | None = None):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if proc is not None and proc.poll() is not None:
-            raise RuntimeError(f"chroma run exited with {proc.returncode}")
-        try:
-            if httpx.get(f"http://127.0.0.1:{port}/api/v2/heartbeat", timeout=1).status_code == 200:
-                return
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.1)
-    raise TimeoutError(f"no Chroma server on port {port} after {timeout} s")
 
 
 class ChromaServer:
