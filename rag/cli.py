@@ -422,7 +422,6 @@ def _add_eval(sub, common) -> None:
     e.set_defaults(func=cmd_eval)
 
 
-
 def _add_bench(sub) -> None:
     sp = sub.add_parser("bench", help="speed: embedding vs indexing, re-index, query latency by corpus size")
     sp.add_argument("--out", default="bench_out", help="folder for bench.json and the plots (default bench_out/)")
@@ -438,6 +437,7 @@ def _add_bench(sub) -> None:
                     help="--scale: keep the store, and grow a kept one instead of starting over")
     sp.add_argument("--json", action="store_true")
     sp.set_defaults(func=cmd_bench)
+
 
 def main(argv: Optional[list[str]] = None) -> int:
     args = build_parser().parse_args(argv)

@@ -33,10 +33,12 @@ class LexicalIndex:
         self._stem = stemmer()
         self._lock = threading.Lock()
 
-    def tokenize(self, texts: list[str]) -> list[list[str]]:
+    def tokenize(self, texts: list[str], as_ids: bool = False):
+        """Texts as lists of stemmed terms, or as_ids: as term ids in a vocabulary of their own
+        (bm25s.Tokenized), the same terms."""
         import bm25s
 
-        return bm25s.tokenize(texts, stopwords="en", stemmer=self._stem, return_ids=False,
+        return bm25s.tokenize(texts, stopwords="en", stemmer=self._stem, return_ids=as_ids,
                               show_progress=False, token_pattern=INDEX_TOKEN.pattern)
 
     def build(self, version: int, rows: Iterable[tuple[str, str, str, str]]):
@@ -49,7 +51,7 @@ class LexicalIndex:
         shas: list[str] = []
         it = iter(rows)
         while page := list(itertools.islice(it, _BUILD_PAGE)):
-            terms.add(self.tokenize_ids([r[3] for r in page]))
+            terms.add(self.tokenize([r[3] for r in page], as_ids=True))
             for cid, doc_id, sha, _ in page:
                 ids.append(cid)
                 doc_ids.append(doc_id)
@@ -60,13 +62,6 @@ class LexicalIndex:
             self._set_rows(ids, doc_ids, shas)
             self.version = version
         self._save()
-
-    def tokenize_ids(self, texts: list[str]):
-        """Texts as term ids in a vocabulary of their own (bm25s.Tokenized): same terms as tokenize."""
-        import bm25s
-
-        return bm25s.tokenize(texts, stopwords="en", stemmer=self._stem, return_ids=True,
-                              show_progress=False, token_pattern=INDEX_TOKEN.pattern)
 
     def _save(self):
         # Names of our own: another thread or process may be saving this index at the same moment.
