@@ -24,6 +24,12 @@ READING_VERSION = 2
 HEADING = re.compile(r"(?m)^#{1,6}[ \t]+(\S.*?)[ \t#]*$")  # a Markdown heading line
 
 
+def chunk_id(doc_id: str, sha256: str, reading: str, n: int) -> str:
+    """The id of a document version's n-th chunk. The reading is in the id: a re-read never
+    overwrites the chunks readers see in place."""
+    return hashlib.sha1(f"{doc_id}\0{sha256}\0{reading}\0{n}".encode()).hexdigest()
+
+
 class Chunker:
     def __init__(self, tokenize: Callable[[str], list], chunk_size: int, chunk_overlap: int):
         self.reading = f"{READING_VERSION}:{chunk_size}:{min(chunk_overlap, chunk_size // 2)}"
@@ -44,10 +50,8 @@ class Chunker:
         for start, end, page, location in without_furniture(doc.text, _regions(doc)):
             for text, s, e in self._split(doc.text[start:end]):
                 s, e = start + s, start + e
-                # The reading is in the id: a re-read never overwrites the chunks readers see in place.
-                key = f"{doc.doc_id}\0{doc.sha256}\0{self.reading}\0{len(chunks)}"
-                chunk_id = hashlib.sha1(key.encode()).hexdigest()
-                chunks.append(Chunk(chunk_id, doc.doc_id, doc.title, doc.file_name, text, s, e, doc.sha256,
+                chunks.append(Chunk(chunk_id(doc.doc_id, doc.sha256, self.reading, len(chunks)), doc.doc_id,
+                                    doc.title, doc.file_name, text, s, e, doc.sha256,
                                     page, location or _section(headings, (s + e) // 2)))
         return chunks
 

@@ -13,7 +13,7 @@ from typing import Iterator, Optional
 import numpy as np
 
 from rag.api import RAG
-from rag.chunks import Chunker
+from rag.chunks import Chunker, chunk_id
 from rag.documents import load_document
 from rag.models import Chunk
 from rag.store import CatalogEntry
@@ -178,8 +178,7 @@ def realistic_document(pool: list[str], i: int, reading: str, seed: int = 5) -> 
             if n % 8 == 0:
                 heading = " ".join(rng.choice(pool).split()[:5]).rstrip(".,;:")
             location = f"§ {heading[:80]}"
-        key = f"{doc_id}\0{sha}\0{reading}\0{n}"
-        chunks.append(Chunk(hashlib.sha1(key.encode()).hexdigest(), doc_id, title, file_name, text,
+        chunks.append(Chunk(chunk_id(doc_id, sha, reading, n), doc_id, title, file_name, text,
                             start, start + len(text), sha, page, location))
         offset = start + len(text) + 1
         carry = sentences[-1] if len(sentences[-1].split()) <= 22 else ""
