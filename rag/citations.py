@@ -75,6 +75,34 @@ def _names(text: str) -> set[str]:
     return {w.lower() for w in _NAME.findall(text)}
 
 
+_CAPITALISED = re.compile(r"\b[A-Z][\w&'-]*")
+
+
+def _capitalised_terms(text: str) -> frozenset[str]:
+    """Stemmed capitalised words, those opening a sentence too: "German Chancellor ..." names Germany."""
+    return content_terms(" ".join(_CAPITALISED.findall(text)))
+
+
+def _same_name(a: str, b: str) -> bool:
+    """Forms of one name: "germani"/"german", "brazil"/"brazilian", "china"/"chines" (stems). Apart
+    from a shared beginning of at least four letters the shorter may differ in one letter at most, so
+    "austria" is not "australia"."""
+    short, common = min(len(a), len(b)), 0
+    while common < short and a[common] == b[common]:
+        common += 1
+    return common >= 4 and short - common <= 1
+
+
+def _name_forms_held(terms: frozenset[str], sentence: str, passage: str) -> frozenset[str]:
+    """The sentence's name terms that the passage holds in another form: "Germany will send tanks"
+    rests on "German Chancellor Olaf Scholz said his country would provide tanks"."""
+    names = terms & _capitalised_terms(sentence)
+    if not names:
+        return frozenset()
+    theirs = _capitalised_terms(passage)
+    return frozenset(t for t in names if any(_same_name(t, p) for p in theirs))
+
+
 def _spelled_out(acronym: str, passage: str) -> bool:
     """"AI" stands in a passage that says "artificial intelligence"."""
     if not 2 <= len(acronym) <= 6 or not acronym.isalpha():
@@ -180,6 +208,7 @@ def support(sentence: str, passage: str, question: str = "") -> float:
             or not _anchors_agree(claimed, passage)):
         return 0.0
     held = added & content_terms(passage)
+    held |= _name_forms_held(added - held, plain, passage)
     if len(held) / len(added) < 0.5:  # clearly unsupported: the finer checks cannot change that
         return len(held) / len(added)
     window = _window(added, passage)
@@ -188,7 +217,7 @@ def support(sentence: str, passage: str, question: str = "") -> float:
     # Names the sentence adds must be the passage's names, not merely its topic words.
     in_passage = content_terms(passage)
     missing_names = {n for n in _names(plain) - _names(question)
-                     if not content_terms(n) <= in_passage and not _spelled_out(n, passage)}
+                     if not content_terms(n) <= in_passage | held and not _spelled_out(n, passage)}
     if missing_names:
         return 0.0
     return len(held) / len(added)

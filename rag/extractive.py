@@ -34,6 +34,14 @@ _NEEDS = [
     ("name", re.compile(r"\b(which|what) (\w+ ){0,2}?(universit(y|ies)|compan(y|ies)|organi[sz]ations?|firms?|"
                         r"institutions?|agenc(y|ies)|outlets?|newspapers?|ministr(y|ies)|labs?|laborator(y|ies)|"
                         r"startups?|institutes?|brands?|countr(y|ies)|cit(y|ies))\b", re.I)),
+    # News quizzes: "Which team ...", "Which US state's governor ...", "Which former pope ...". Only after
+    # "which": "what does the state fund?" asks for no name.
+    ("name", re.compile(r"\bwhich (?!(does|did|do|is|are|was|were|has|have|had|will|would|can|could)\b)"
+                        r"(\w+ ){0,2}?(states?|nations?|capitals?|regions?|islands?|towns?|teams?|clubs?|"
+                        r"airlines?|chains?|retailers?|banks?|networks?|films?|movies?|shows?|series|bands?|"
+                        r"singers?|stars?|artists?|actors?|actress(es)?|players?|athletes?|politicians?|"
+                        r"figures?|popes?|billionaires?|part(y|ies)|tournaments?|apps?|platforms?|websites?)\b",
+                        re.I)),
     ("who", re.compile(r"^\s*(who|whom|whose)\b|\b(by|to|from|according to) whom\b|[,;] who\b"
                        r"|\b(which|what) (person|people|group|official|officials|leader|leaders)\b", re.I)),
 ]

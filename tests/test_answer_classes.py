@@ -45,6 +45,15 @@ def test_figure_tied_to_another_name_is_unsupported():
     assert supports("Xiaomi sold 20 million phones.", REVENUE.text, q)
 
 
+def test_a_country_named_by_its_adjective_supports_the_country():
+    passage = "German Chancellor Olaf Scholz said his country would provide 14 tanks, after pressure from Kyiv."
+    q = "Which country said it will send tanks to Ukraine after pressure?"
+    assert supports("Germany said it will send tanks to Ukraine.", passage, q)
+    assert not supports("Austria said it will send tanks to Ukraine.", passage, q)  # "Aust..." is not enough
+    assert not supports("France said it will send tanks to Ukraine.", passage, q)
+    assert supports("Brazil hosted the summit.", "Brazilian officials hosted the summit.", "Who hosted it?")
+
+
 def test_a_marker_the_model_wrote_is_checked_like_one_the_code_adds():
     other = src(2, "Acme Corp opened an office in Zurich.")
     answer, ok = check("Acme Corp is based in Basel [2].", [REVENUE, other], "Where is Acme Corp based?")
@@ -116,6 +125,9 @@ def test_a_question_for_a_company_or_lab_is_answered_only_with_a_name():
     assert carries("France 24, “Xi says China must act.”", "name", "Which outlets are cited?")
     assert not carries("The plan joins universities, state labs, and tech giants.", "name", q)
     assert not carries("“Building it is hard,” says an analyst.", "name", q)  # a quote's first word is no name
+    for asked in ("He is a valued member of which team?", "Which US state's governor is pushing the ban?",
+                  "Which film scored the most nominations?", "Which former pope was laid to rest?"):
+        assert question_need(asked) == "name", asked
     lab = "Which Chinese AI lab published the most papers?"
     passage = src(1, "The plan involves coordination between universities, state labs, and tech giants in China.")
     assert "".join(ExtractiveGenerator().stream(lab, [passage])) == NOT_FOUND
