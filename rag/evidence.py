@@ -18,7 +18,17 @@ from typing import Optional, Sequence
 
 from .models import Source
 from .named import descriptions
-from .text import INSTRUCTION, LIST_ITEM, SENTENCE_END, TABLE_ROW, TABLE_RULE, content_terms, split_sentences
+from .text import (
+    INSTRUCTION,
+    LIST_ITEM,
+    SENTENCE_END,
+    TABLE_ROW,
+    TABLE_RULE,
+    abbreviate,
+    acronym_phrases,
+    content_terms,
+    split_sentences,
+)
 
 _ANAPHOR = re.compile(
     r"^(they|them|their|this|these|those|that|it|its|he|she|his|her|such|the move|the plan|both|the two)\b"
@@ -229,16 +239,17 @@ _FRAME = content_terms("article articles document documents say says said descri
 _NAMING_WEIGHT = 0.5  # a question word that names the document ("the article on X's push")
 
 
-def _idf_weights(question: str, units: list[Unit]) -> dict[str, float]:
+def _idf_weights(question: str, keys: list[frozenset[str]]) -> dict[str, float]:
+    """Each question word's weight: rare among the units' words, half for words naming the document."""
     df: dict[str, int] = {}
-    for u in units:
-        for t in content_terms(u.key):
+    for key in keys:
+        for t in key:
             df[t] = df.get(t, 0) + 1
     # "according to the article on China's call for homegrown AI": those words say which document,
     # not what the answer says; weighed, they pick the article's opening sentence.
     named = frozenset().union(*descriptions(question))
     asked = content_terms(question) - _FRAME
-    return {t: math.log(1 + len(units) / df.get(t, 0.5)) * (_NAMING_WEIGHT if t in named else 1.0)
+    return {t: math.log(1 + len(keys) / df.get(t, 0.5)) * (_NAMING_WEIGHT if t in named else 1.0)
             for t in asked or content_terms(question)}
 
 
@@ -263,22 +274,33 @@ def _spelled_alike(term: str, terms: frozenset[str]) -> bool:
     return any(k in dels or (len(k) == len(term) + 1 and term in _deletions(k)) for k in terms if len(k) >= 5)
 
 
+def _compounded(term: str, terms: frozenset[str]) -> bool:
+    """The word inside a longer one: "world" in "worldwide", "nation" in "nationwide"."""
+    return len(term) >= 5 and any(len(k) >= len(term) + 3 and k.startswith(term) for k in terms)
+
+
 def word_scores(question: str, units: list[Unit]) -> list[float]:
     """Share of the question's rare words each unit holds, those only in its document's title or in
     the context it is read with at half weight (questions name the article: "the article on
     Beijing's open-source push"; "it" stands for what the sentence before names); fragments and
     later passages lose ties."""
-    weight = _idf_weights(question, units)
+    phrases = acronym_phrases([question] + [u.key for u in units])
+
+    def terms(text: str) -> frozenset[str]:  # "artificial intelligence" counts as "AI"
+        return content_terms(abbreviate(text, phrases) if phrases else text)
+
+    keys = [terms(u.key) for u in units]
+    weight = _idf_weights(abbreviate(question, phrases), keys)
     total = sum(weight.values()) or 1.0
 
-    def held(u: Unit) -> float:
-        key, title = content_terms(u.key), content_terms(u.title)
-        around = content_terms(" ".join(p for p in u.parts if p != u.key)) if len(u.parts) > 1 else frozenset()
-        return sum(w if t in key else _TYPO_WEIGHT * w if _spelled_alike(t, key)
+    def held(u: Unit, key: frozenset[str]) -> float:
+        title = terms(u.title)
+        around = terms(" ".join(p for p in u.parts if p != u.key)) if len(u.parts) > 1 else frozenset()
+        return sum(w if t in key else _TYPO_WEIGHT * w if _spelled_alike(t, key) or _compounded(t, key)
                    else _CONTEXT_WEIGHT * w if t in around else _TITLE_WEIGHT * w if t in title else 0.0
                    for t, w in weight.items())
 
-    return [(held(u) / total) * (1.0 if u.complete else 0.6) - 0.01 * u.rank for u in units]
+    return [(held(u, key) / total) * (1.0 if u.complete else 0.6) - 0.01 * u.rank for u, key in zip(units, keys)]
 
 
 def _in_context(unit: Unit) -> str:

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import re
 from functools import lru_cache
+from typing import Sequence
 
 # ---- words ---------------------------------------------------------------------------------------
 WORD = re.compile(r"(?u)\w+")
@@ -60,6 +61,43 @@ NUMBER = re.compile(r"\d+(?:[.,]\d+)*")
 
 def numbers_in(text: str) -> set[str]:
     return {n.replace(",", "") for n in NUMBER.findall(text)}
+
+
+# ---- acronyms -----------------------------------------------------------------------------------
+_ACRONYM = re.compile(r"\b[A-Z]{2,5}\b")
+
+
+def acronym_phrases(texts: Sequence[str]) -> dict[str, re.Pattern]:
+    """Each acronym of the texts that some text spells out, with a pattern for its spelled-out
+    phrase: "AI" and "artificial intelligence" are one thing to a reader, two words apart to a
+    word count."""
+    found = {a for t in texts for a in _ACRONYM.findall(t) if a.lower() not in STOPWORDS}
+    if not found:
+        return {}
+    words = [w for t in texts for w in WORD.findall(t)]
+    out: dict[str, re.Pattern] = {}
+    for acronym in found:
+        n = len(acronym)
+        runs: dict[tuple[str, ...], int] = {}
+        for i in range(len(words) - n + 1):
+            run = words[i:i + n]
+            if "".join(w[0] for w in run).upper() == acronym and all(
+                    len(w) > 2 and w.lower() not in STOPWORDS for w in run):
+                key = tuple(w.lower() for w in run)
+                runs[key] = runs.get(key, 0) + (2 if all(w[0].isupper() for w in run) else 1)
+        # Any two words may start with "u" and "s" ("usually said"); a phrase that recurs, or is
+        # capitalised ("United States"), is what the acronym stands for.
+        best = max(runs, key=runs.__getitem__, default=None)
+        if best is not None and runs[best] >= 2:
+            out[acronym] = re.compile(r"\b" + r"\W+".join(map(re.escape, best)) + r"\b", re.I)
+    return out
+
+
+def abbreviate(text: str, phrases: dict[str, re.Pattern]) -> str:
+    """The text with each spelled-out phrase written as its acronym."""
+    for acronym, pattern in phrases.items():
+        text = pattern.sub(acronym, text)
+    return text
 
 
 # ---- planted instructions ----------------------------------------------------------------------
