@@ -10,7 +10,7 @@ from rag.evidence import passage_units, select, unsaid
 from rag.extractive import ExtractiveGenerator, carries, question_need
 from rag.models import Source
 from rag.prompts import NOT_FOUND
-from rag.text import chunking_pieces, markers_in
+from rag.text import acronym_phrases, chunking_pieces, markers_in
 
 
 def src(marker: int, text: str, doc: str = "d.txt", title: str = "t") -> Source:
@@ -109,6 +109,20 @@ def test_a_reference_back_is_read_with_what_it_refers_to_in_the_paragraph_before
 def test_a_heading_is_not_taken_for_what_it_refers_to():
     units = passage_units(src(1, "Chip policy in 2025\nIt is the third plan in a decade."), 0)
     assert units[-1].parts == ["It is the third plan in a decade."]
+
+
+def test_an_acronym_and_its_phrase_are_one_word_to_the_ranking():
+    """Asked about "artificial intelligence", the sentence that says "AI" and "worldwide" answers
+    "how do countries around the world view it", not the one that spells the phrase out."""
+    text = ("The ministry told the country’s artificial intelligence labs to hire more staff. "
+            "Countries worldwide are recognizing AI as essential for future competitiveness.")
+    answer = "".join(ExtractiveGenerator().stream(
+        "How do countries around the world view artificial intelligence?", [src(1, text)]))
+    assert "competitiveness" in answer and "ministry" not in answer
+    assert acronym_phrases(["The AI push.", "Artificial intelligence grows.", "artificial intelligence"])
+    # any two words may start with the letters: a phrase seen once, uncapitalised, is no expansion
+    assert "US" not in acronym_phrases(["US firms usually said so."])
+    assert "US" in acronym_phrases(["US firms grew.", "The United States agreed."])
 
 
 def test_a_sentence_that_refers_back_is_ranked_with_what_it_refers_to():
