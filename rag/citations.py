@@ -32,7 +32,7 @@ from .text import (
 
 __all__ = ["MARKER", "markers_in", "numbers_in", "content_terms", "added_terms", "is_echo", "support",
            "supports", "best_support", "support_spans", "is_refusal", "check", "check_answer",
-           "Checked", "claims"]
+           "Checked", "claims", "asked_statement", "affirmation"]
 
 # Share of a sentence's added content words a passage must hold to support it.
 MIN_SUPPORT = 0.6
@@ -119,8 +119,18 @@ def _tokens(text: str) -> list[str]:
 _CLAUSE = re.compile(r"[,;:]\s|\s(?:and|but|while|whereas|versus|vs\.?|compared with|up from|down from)\s|[()]")
 
 
+_TIE = 5  # words either side of a number: a name further off is another fact of the clause
+
+
 def _anchors(text: str, names: set[str]) -> set[str]:
     return {t for t in _tokens(text) if t[0].isdigit() or t in names}
+
+
+def _tied(clause: str, names: set[str]) -> set[str]:
+    """The numbers of the clause and the names near them ("Huawei sold 20 million phones")."""
+    toks = _tokens(clause)
+    near = {j for i, t in enumerate(toks) if t[0].isdigit() for j in range(i - _TIE, i + _TIE + 1)}
+    return {t for j, t in enumerate(toks) if t[0].isdigit() or (t in names and j in near)}
 
 
 def _anchors_agree(sentence: str, passage: str) -> bool:
@@ -137,8 +147,10 @@ def _anchors_agree(sentence: str, passage: str) -> bool:
     p_sentences = [passage[s:e] for s, e in split_sentences(passage)]
     p_clauses = [set(_tokens(c)) for ps in p_sentences for c in _CLAUSE.split(ps)]
     p_whole = [(set(_tokens(ps)), _anchors(ps, set())) for ps in p_sentences]
+    # A name the passage never writes beside a number cannot have had its number swapped.
+    numbered = set().union(*(toks for toks, nums in p_whole if nums))
     for clause in _CLAUSE.split(sentence):
-        tied = _anchors(clause, names) & in_passage
+        tied = _tied(clause, names) & in_passage & numbered
         if len(tied) < 2 or not any(t[0].isdigit() for t in tied):
             continue
         if any(tied <= c for c in p_clauses):
@@ -338,6 +350,64 @@ def claims(answer: str, sources: Sequence[Source], question: str = "") -> list[C
     return [c for c in found if c is not None]
 
 
+# ---- true or false, yes or no ---------------------------------------------------------------------
+_TRUE_OR_FALSE = re.compile(r"\btrue\s+or\s+false\b\s*[:?.]?", re.I)
+_YES_NO = re.compile(r"^\s*(is|are|was|were|does|do|did|has|have|had|can|could|will|would|should)\b", re.I)
+_VERDICT = re.compile(r"^\W*(yes|no|true|false)\b[\s,.:;!—–-]*", re.I)
+
+
+def asked_statement(question: str) -> Optional[str]:
+    """The statement a "true or false" or yes/no question asks about ("Punxsutawney Phil saw his
+    shadow. True or false?"); None for other questions. Restating it is the answer to such a
+    question, not an echo, so its every word is a claim to check."""
+    if _TRUE_OR_FALSE.search(question):
+        return _TRUE_OR_FALSE.sub(" ", question).strip(" :?.")
+    if _YES_NO.match(question):
+        return question.strip().rstrip("?")
+    return None
+
+
+def affirmation(question: str) -> str:
+    """How the question's statement is affirmed: "True" or "Yes"."""
+    return "True" if _TRUE_OR_FALSE.search(question) else "Yes"
+
+
+def _verdict_claim(sentence: str, statement: str, sources: Sequence[Source]) -> Optional[Claim]:
+    """A sentence opening with "True"/"Yes" or "False"/"No". "True" stands when a passage supports
+    the statement, and cites it; "False" only when none does, and rests on what the answer goes on
+    to say (checked as the answer's other sentences). None for a sentence without a verdict."""
+    m = _VERDICT.match(MARKER.sub("", sentence))
+    if m is None:
+        return None
+    plain = MARKER.sub("", sentence).strip()
+    held, cite = _statement_support(statement, sources)
+    positive = m.group(1).lower() in ("yes", "true")
+    agrees = held == positive
+    rest = plain[m.end():].strip()
+    if rest and agrees:
+        said = _claim(rest, sources, "")
+        if said is None or not said.supported:
+            return Claim(plain, [], False, False)
+        return Claim(plain, said.markers, False, True)
+    return Claim(plain, cite if positive and agrees else [], False, agrees)
+
+
+def _statement_support(statement: str, sources: Sequence[Source]) -> tuple[bool, list[int]]:
+    """Whether a passage supports the statement, or one document's passages read together do (its
+    parts may stand in neighbouring chunks), and the markers to cite for it."""
+    score, marker = best_support(statement, sources)
+    if marker is not None and score >= MIN_SUPPORT:
+        return True, [marker]
+    by_doc: dict[str, list[Source]] = {}
+    for s in sources:
+        by_doc.setdefault(s.doc_id, []).append(s)
+    for parts in by_doc.values():
+        parts = sorted(parts, key=lambda s: s.start)
+        if len(parts) > 1 and supports(statement, "\n".join(s.text for s in parts)):
+            return True, [s.marker for s in parts]
+    return False, []
+
+
 @dataclass
 class Checked:
     answer: str
@@ -351,11 +421,15 @@ def check_answer(answer: str, sources: Sequence[Source], question: str = "",
     sentences dropped. Not answered when no sentence is supported."""
     if is_refusal(answer) or not sources:
         return Checked(NOT_FOUND, False, [])
+    statement = asked_statement(question)
     pieces, found, last = [], [], 0
     for start, end in split_sentences(answer):
         pieces.append(answer[last:start])
         last = end
-        claim = _claim(answer[start:end], sources, question, min_support)
+        claim = None if statement is None else _verdict_claim(answer[start:end], statement, sources)
+        if claim is None:
+            # restating the statement answers a yes/no question: every word of it is a claim
+            claim = _claim(answer[start:end], sources, "" if statement is not None else question, min_support)
         if claim is None:
             pieces.append(answer[start:end])
             continue
@@ -363,7 +437,7 @@ def check_answer(answer: str, sources: Sequence[Source], question: str = "",
         if claim.supported:
             pieces.append(_cite(answer[start:end], claim.markers))
     pieces.append(answer[last:])
-    if not any(c.supported for c in found):
+    if not any(c.supported and c.markers for c in found):  # a bare "False." is no answer
         return Checked(NOT_FOUND, False, found)
     text = re.sub(r"[ \t]{2,}", " ", "".join(pieces))
     text = re.sub(r"\n{3,}", "\n\n", text).strip()

@@ -10,7 +10,7 @@ import re
 from typing import Callable, Iterator, Optional
 
 from . import prompts
-from .citations import added_terms, is_echo
+from .citations import added_terms, affirmation, asked_statement, is_echo, supports
 from .counting import count_answer
 from .evidence import Unit, passage_units, rank_units
 from .generators import Generator, register
@@ -128,8 +128,10 @@ class ExtractiveGenerator(Generator):
         if units is None:
             units = [u for rank, src in enumerate(sources) for u in passage_units(src, rank)]
         asks_sources = bool(_ASKS_SOURCES.search(question))
+        # a sentence restating what a yes/no question asks about answers it: no echo
+        echoed = "" if asked_statement(question) else question
         ranked = rank_units(question, units, self.embedder,
-                            keep=lambda u: self._quotable(u, need, question, asks_sources))
+                            keep=lambda u: self._quotable(u, need, echoed, asks_sources))
         return [(score, units[i]) for score, i in ranked]
 
     @staticmethod
@@ -196,6 +198,9 @@ class ExtractiveGenerator(Generator):
         if not chosen:
             yield prompts.NOT_FOUND
             return
+        statement = asked_statement(question)
+        if statement and supports(statement, " ".join(u.text for u in chosen)):
+            yield f"{affirmation(question)}. "  # "False" would need more than quotes: a model's reading
         yield prompts.EXTRACTIVE_PREFIX + quote(chosen)
 
 

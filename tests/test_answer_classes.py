@@ -4,6 +4,8 @@ citation check's handling of false claims."""
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 from rag.answering import is_multi_document
 from rag.citations import check, check_answer, is_echo, supports
 from rag.evidence import passage_units, select, unsaid
@@ -39,6 +41,14 @@ def test_swapped_figures_are_unsupported():
     assert supports("In 2023 revenue was $15 billion, up from $10 billion in 2022.", REVENUE.text, q)
 
 
+def test_a_statement_is_supported_by_one_documents_passages_together():
+    first = src(1, "The 2023 list of 200 singers was updated by Rolling Stone.", "r.txt")
+    later = replace(src(2, "It leaves out Celine Dion and Madonna.", "r.txt"), start=900)
+    answer, ok = check("True.", [first, later], "True or false: Rolling Stone updated its list of 200 singers, "
+                                                "leaving out Celine Dion.")
+    assert ok and set(markers_in(answer)) == {1, 2}
+
+
 def test_figure_tied_to_another_name_is_unsupported():
     q = "How many phones were sold?"
     assert not supports("Huawei sold 20 million phones.", REVENUE.text, q)
@@ -52,6 +62,28 @@ def test_a_country_named_by_its_adjective_supports_the_country():
     assert not supports("Austria said it will send tanks to Ukraine.", passage, q)  # "Aust..." is not enough
     assert not supports("France said it will send tanks to Ukraine.", passage, q)
     assert supports("Brazil hosted the summit.", "Brazilian officials hosted the summit.", "Who hosted it?")
+
+
+def test_true_or_false_verdicts_stand_only_on_what_the_passages_say():
+    q, wrong = "Acme Corp is based in Basel. True or false?", "Acme Corp is based in Zurich. True or false?"
+    assert check("True.", [REVENUE], q) == ("True [1].", True)
+    assert check("True.", [REVENUE], wrong) == (NOT_FOUND, False)
+    assert check("False.", [REVENUE], wrong) == (NOT_FOUND, False)  # no evidence given
+    answer, ok = check("False. Acme Corp is based in Basel [1].", [REVENUE], wrong)
+    assert ok and answer.startswith("False.") and markers_in(answer) == [1]
+    assert not check("False. Acme Corp is based in Basel [1].", [REVENUE], q)[0].startswith("False")
+
+
+def test_restating_what_a_yes_no_question_asks_answers_it():
+    q = "Is Acme Corp based in Basel?"
+    answer, ok = check("Yes, Acme Corp is based in Basel.", [REVENUE], q)
+    assert ok and markers_in(answer) == [1]
+    assert not check("No, Acme Corp is based in Basel.", [REVENUE], q)[1]  # the verdict disagrees
+    quoted = "".join(ExtractiveGenerator().stream("True or false: Acme Corp is based in Basel.", [REVENUE]))
+    assert quoted.startswith("True. ") and "based in Basel" in quoted
+    # quotes alone never say "false": not finding the statement is not finding it false
+    other = "".join(ExtractiveGenerator().stream("True or false: Acme Corp is based in Zurich.", [REVENUE]))
+    assert not other.startswith(("True", "False"))
 
 
 def test_a_marker_the_model_wrote_is_checked_like_one_the_code_adds():
