@@ -352,7 +352,9 @@ def claims(answer: str, sources: Sequence[Source], question: str = "") -> list[C
 
 # ---- true or false, yes or no ---------------------------------------------------------------------
 _TRUE_OR_FALSE = re.compile(r"\btrue\s+or\s+false\b\s*[:?.]?", re.I)
-_YES_NO = re.compile(r"^\s*(is|are|was|were|does|do|did|has|have|had|can|could|will|would|should)\b", re.I)
+# "Can you list ...?" is a request, not a yes/no question
+_YES_NO = re.compile(r"^\s*(is|are|was|were|does|do|did|has|have|had|can|could|will|would|should)\b"
+                     r"(?!\s+(you|we|i)\b)", re.I)
 _VERDICT = re.compile(r"^\W*(yes|no|true|false)\b[\s,.:;!—–-]*", re.I)
 
 

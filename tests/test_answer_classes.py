@@ -7,7 +7,7 @@ from __future__ import annotations
 from dataclasses import replace
 
 from rag.answering import is_multi_document
-from rag.citations import check, check_answer, is_echo, supports
+from rag.citations import asked_statement, check, check_answer, is_echo, supports
 from rag.evidence import passage_units, select, unsaid
 from rag.extractive import ExtractiveGenerator, carries, question_need
 from rag.models import Source
@@ -76,6 +76,7 @@ def test_true_or_false_verdicts_stand_only_on_what_the_passages_say():
 
 def test_restating_what_a_yes_no_question_asks_answers_it():
     q = "Is Acme Corp based in Basel?"
+    assert asked_statement(q) and asked_statement("Can you tell me where Acme Corp is based?") is None
     answer, ok = check("Yes, Acme Corp is based in Basel.", [REVENUE], q)
     assert ok and markers_in(answer) == [1]
     assert not check("No, Acme Corp is based in Basel.", [REVENUE], q)[1]  # the verdict disagrees
