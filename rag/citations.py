@@ -32,7 +32,7 @@ from .text import (
 
 __all__ = ["MARKER", "markers_in", "numbers_in", "content_terms", "added_terms", "is_echo", "support",
            "supports", "best_support", "support_spans", "is_refusal", "check", "check_answer",
-           "Checked", "claims", "asked_statement", "affirmation"]
+           "Checked", "claims", "asked_statement", "affirmation", "verdict_of"]
 
 # Share of a sentence's added content words a passage must hold to support it.
 MIN_SUPPORT = 0.6
@@ -367,6 +367,12 @@ def asked_statement(question: str) -> Optional[str]:
     if _YES_NO.match(question):
         return question.strip().rstrip("?")
     return None
+
+
+def verdict_of(sentence: str) -> Optional[bool]:
+    """True for a sentence opening with "Yes"/"True", False for "No"/"False", None otherwise."""
+    m = _VERDICT.match(MARKER.sub("", sentence))
+    return None if m is None else m.group(1).lower() in ("yes", "true")
 
 
 def affirmation(question: str) -> str:

@@ -93,19 +93,29 @@ def citation_figures(answer: str, sources: Sequence[Source], question: str) -> d
     """Per answer: citation precision over the (sentence, marker) pairs written in it, citation
     recall over its sentences that add something, and its echo rate, with the counts behind each
     so that totals over many answers can be pooled. A marker with no source is an unsupported pair."""
-    from rag.citations import claims, supports
+    from rag.citations import asked_statement, claims, supports, verdict_of
 
     if answer.startswith(EXTRACTIVE_PREFIX):
         answer = answer[len(EXTRACTIVE_PREFIX):]  # the app's lead-in, not a claim of the answer
+    answer = answer.replace(f". {EXTRACTIVE_PREFIX}", ". ")  # "True [3]. From the documents: ..."
     by_marker = {s.marker: s for s in sources}
+    # A true-or-false or yes/no question: "True [1]." claims the statement; restating it is no echo.
+    statement = asked_statement(question)
     pairs = supported = sentences = echoes = contentful = cited = 0
     for start, end in split_sentences(answer):
         sentence = answer[start:end]
-        found = claims(sentence, sources, question)
+        written = list(dict.fromkeys(markers_in(sentence)))
+        verdict = verdict_of(sentence) if statement else None
+        if statement and verdict is not None:
+            sentences, contentful, cited = sentences + 1, contentful + 1, cited + bool(written)
+            read = "\n".join(by_marker[m].text for m in written if m in by_marker)
+            pairs += len(written)
+            supported += len(written) * (bool(read) and supports(statement, read) == verdict)
+            continue
+        found = claims(sentence, sources, "" if statement else question)
         if not found:
             continue  # no words (a bullet, a lone marker): not a sentence a reader checks
         plain = MARKER.sub("", sentence).strip()
-        written = list(dict.fromkeys(markers_in(sentence)))
         sentences += 1
         echoes += found[0].echo
         if not found[0].echo:
@@ -113,7 +123,7 @@ def citation_figures(answer: str, sources: Sequence[Source], question: str) -> d
             cited += bool(written)
         for m in written:
             pairs += 1
-            supported += m in by_marker and supports(plain, by_marker[m].text, question)
+            supported += m in by_marker and supports(plain, by_marker[m].text, "" if statement else question)
     return pooled_citations({"pairs": pairs, "supported_pairs": supported, "sentences": sentences,
                              "echo_sentences": echoes, "content_sentences": contentful,
                              "cited_content_sentences": cited})

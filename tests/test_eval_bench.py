@@ -133,6 +133,14 @@ def test_citation_pairs_split_lists_and_unknown_markers():
     assert citation_figures("No markers here at all, about Basel.", ACME, ACME_Q)["citation_precision"] is None
 
 
+def test_a_verdict_is_scored_on_the_statement_it_judges():
+    q = "Acme Corp is based in Basel. True or false?"
+    f = citation_figures("True [1]. From the documents: “Acme Corp is based in Basel, Switzerland.” [1]", ACME, q)
+    assert (f["pairs"], f["supported_pairs"], f["echo_sentences"]) == (2, 2, 0)
+    assert citation_figures("False [1].", ACME, q)["supported_pairs"] == 0  # the passage says it is true
+    assert citation_figures("True [2].", ACME, q)["supported_pairs"] == 0  # the penguins say nothing of it
+
+
 def test_score_answer_reports_citations_only_for_answered_answers():
     item = QAItem("q1", ACME_Q, [["Basel"]], ["d1.txt"], "single", klass="fact", gold="Basel")
     answered = Answer(ACME_Q, "Acme Corp is based in Basel [1].", True, "extractive", ACME, 0.5)
