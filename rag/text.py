@@ -80,6 +80,8 @@ def acronym_phrases(texts: Sequence[str]) -> dict[str, re.Pattern]:
         n = len(acronym)
         runs: dict[tuple[str, ...], int] = {}
         for i in range(len(words) - n + 1):
+            if words[i][0].upper() != acronym[0]:  # most windows fail on the first letter: cheap
+                continue
             run = words[i:i + n]
             if "".join(w[0] for w in run).upper() == acronym and all(
                     len(w) > 2 and w.lower() not in STOPWORDS for w in run):
