@@ -369,10 +369,18 @@ def asked_statement(question: str) -> Optional[str]:
     return None
 
 
+def _verdict(sentence: str) -> Optional[tuple[bool, str, str]]:
+    """(affirms, the sentence without markers, what follows the verdict word) for a sentence opening
+    with "Yes"/"True" or "No"/"False"; None otherwise."""
+    plain = MARKER.sub("", sentence).strip()
+    m = _VERDICT.match(plain)
+    return None if m is None else (m.group(1).lower() in ("yes", "true"), plain, plain[m.end():].strip())
+
+
 def verdict_of(sentence: str) -> Optional[bool]:
     """True for a sentence opening with "Yes"/"True", False for "No"/"False", None otherwise."""
-    m = _VERDICT.match(MARKER.sub("", sentence))
-    return None if m is None else m.group(1).lower() in ("yes", "true")
+    found = _verdict(sentence)
+    return None if found is None else found[0]
 
 
 def affirmation(question: str) -> str:
@@ -384,14 +392,12 @@ def _verdict_claim(sentence: str, statement: str, sources: Sequence[Source]) -> 
     """A sentence opening with "True"/"Yes" or "False"/"No". "True" stands when a passage supports
     the statement, and cites it; "False" only when none does, and rests on what the answer goes on
     to say (checked as the answer's other sentences). None for a sentence without a verdict."""
-    m = _VERDICT.match(MARKER.sub("", sentence))
-    if m is None:
+    found = _verdict(sentence)
+    if found is None:
         return None
-    plain = MARKER.sub("", sentence).strip()
+    positive, plain, rest = found
     held, cite = _statement_support(statement, sources)
-    positive = m.group(1).lower() in ("yes", "true")
     agrees = held == positive
-    rest = plain[m.end():].strip()
     if rest and agrees:
         said = _claim(rest, sources, "")
         if said is None or not said.supported:
